@@ -1,0 +1,141 @@
+# kserve-model-monitoring: every workflow has a target. `make help` lists them.
+#
+# The two commands that matter on a fresh clone:
+#   make demo   the whole monitoring loop on this machine, no cluster needed
+#   make test   every test tier (installs what it needs first)
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV := $(REPO)/.venv
+PY := $(VENV)/bin/python
+PYTEST := $(REPO)/ci/run-pytest.sh
+TOOLS_BIN := $(REPO)/.tools/bin
+CHART := charts/kserve-model-monitoring
+# Tools built by ci/install-tools.sh come first on PATH; helm finds the unittest plugin here.
+export PATH := $(TOOLS_BIN):$(PATH)
+export HELM_PLUGINS := $(REPO)/.tools/helm-plugins
+# Helm keeps its repository cache and config inside the repo, never in the user's home.
+export HELM_CACHE_HOME := $(REPO)/.tools/helm/cache
+export HELM_CONFIG_HOME := $(REPO)/.tools/helm/config
+export HELM_DATA_HOME := $(REPO)/.tools/helm/data
+
+IMAGE_REGISTRY ?= ghcr.io/kserve-model-monitoring
+IMAGE_TAG ?= 0.1.0
+VALUES ?=
+
+SETUP_STAMP := .tools/stamps/setup-done
+SETUP_INPUTS := ci/install-tools.sh ci/constraints.txt $(wildcard images/*/pyproject.toml)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
+
+# --- setup --------------------------------------------------------------------------------------
+$(SETUP_STAMP): $(SETUP_INPUTS)
+	ci/install-tools.sh all
+	@touch $@
+
+.PHONY: setup
+setup: $(SETUP_STAMP) ## install every tool (helm, chart tools, prometheus, etcd, .venv) pinned, idempotent
+
+.PHONY: constraints
+constraints: ## re-resolve ci/constraints.txt from the three pyproject.toml files
+	ci/update-constraints.sh
+
+# --- tests --------------------------------------------------------------------------------------
+.PHONY: test
+test: setup ## run every test tier: lint, unit and service tests, chart, rules, end to end, Kubernetes API
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-predictor test-drift-detector test-retrainer
+	$(MAKE) --no-print-directory chart-test rules-test dashboards-test
+	$(MAKE) --no-print-directory test-e2e test-k8s
+	@echo "make test: all tiers passed"
+
+.PHONY: lint
+lint: setup ## ruff on all Python code
+	$(VENV)/bin/ruff check images tests demo
+	$(VENV)/bin/ruff format --check images tests demo
+
+.PHONY: test-predictor
+test-predictor: setup ## predictor unit and service tests
+	$(PYTEST) images/predictor/tests
+
+.PHONY: test-drift-detector
+test-drift-detector: setup ## drift detector unit, parity and service tests
+	$(PYTEST) images/drift-detector/tests
+
+.PHONY: test-retrainer
+test-retrainer: setup ## retrain controller unit tests and tests against a real Prometheus
+	$(PYTEST) images/retrainer/tests
+
+.PHONY: chart-lint
+chart-lint: setup ## helm lint --strict and ct lint over every ci/*-values.yaml scenario
+	ci/chart-lint.sh
+
+.PHONY: chart-render
+chart-render: setup ## print the chart's render (offline stand-in dependency); VALUES=file to override
+	@ci/chart-render.sh $(VALUES)
+
+.PHONY: chart-docs
+chart-docs: setup ## regenerate the chart README parameter table from values.yaml comments (helm-docs)
+	helm-docs --chart-search-root $(CHART) --template-files README.md.gotmpl
+
+.PHONY: chart-test
+chart-test: chart-lint ## helm-unittest suites, strict schema validation of every render, security scan
+	helm unittest --strict $(CHART)
+	$(PYTEST) tests/chart
+
+.PHONY: rules-test
+rules-test: setup ## promtool check + test rules on the PrometheusRule rendered from the chart
+	$(PYTEST) tests/rules
+
+.PHONY: dashboards
+dashboards: ## copy dashboards/*.json into the chart (files/dashboards/)
+	mkdir -p $(CHART)/files/dashboards
+	rm -f $(CHART)/files/dashboards/*.json
+	cp dashboards/*.json $(CHART)/files/dashboards/
+
+.PHONY: dashboards-test
+dashboards-test: setup ## lint every dashboard, check the chart copies are current, parse every PromQL
+	$(PYTEST) tests/dashboards
+
+.PHONY: test-e2e
+test-e2e: setup demo-model ## predictor + drift detector + retrainer + Prometheus with the chart's rules
+	$(PYTEST) tests/e2e
+
+.PHONY: test-k8s
+test-k8s: setup ## real kube-apiserver + etcd: helm install the chart, retrainer RBAC enforced
+	$(PYTEST) tests/k8s
+
+# --- demo ---------------------------------------------------------------------------------------
+.PHONY: demo-model
+demo-model: setup ## train the demo classifier: build/demo/model/ and build/demo/reference.parquet
+	$(PY) demo/make_model.py --out build/demo
+
+.PHONY: demo
+demo: setup demo-model ## the whole monitoring loop on this machine: traffic, drift, alert, retrain decision
+	$(PY) demo/run_demo.py
+
+# --- benchmarks ---------------------------------------------------------------------------------
+.PHONY: bench
+bench: setup demo-model ## benchmarks of every component, each a markdown table with ratios to its baseline
+	@for b in images/*/bench/bench_*.py; do echo; echo "### $$b"; $(PY) $$b; done
+
+# --- for users with Docker or a cluster ---------------------------------------------------------
+.PHONY: images
+images: ## docker build the three images (needs a Docker engine)
+	for img in predictor drift-detector retrainer; do \
+	  docker build -f images/$$img/Dockerfile -t $(IMAGE_REGISTRY)/$$img:$(IMAGE_TAG) . ; \
+	done
+
+.PHONY: kind-e2e
+kind-e2e: ## kind cluster + chart-testing install (needs Docker, kind and network)
+	ci/kind-e2e.sh
+
+.PHONY: clean
+clean: ## remove build output, tools and the virtual environment
+	rm -rf build .tools .venv .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
