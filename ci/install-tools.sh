@@ -48,13 +48,34 @@ go_tool() {
   stamp "$key"
 }
 
+# go_module_tool NAME MODULE@VERSION PACKAGE_DIR: for modules whose go.mod has replace directives,
+# which `go install pkg@version` refuses: build inside a copy of the module, as its own main module.
+go_module_tool() {
+  local name="$1" mod="$2" pkgdir="$3"
+  local key="${name}-${mod##*@}"
+  if stamped "$key" && [[ -x "$BIN/$name" ]]; then
+    say "$name ${mod##*@} already installed"
+    return
+  fi
+  say "building $name from module $mod (Go module proxy, built as main module)"
+  local src work
+  src="$(GOFLAGS=-mod=mod go mod download -json "$mod" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+  work="$(mktemp -d)"
+  cp -r "$src/." "$work/"
+  chmod -R u+w "$work"
+  (cd "$work" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/$name" "./$pkgdir")
+  rm -rf "$work"
+  stamp "$key"
+}
+
 install_go_tools() {
   command -v go >/dev/null || { echo "install-tools: Go is required to build helm and the chart tools" >&2; exit 1; }
   go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   go_tool kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
-  go_tool helm-unittest "github.com/helm-unittest/helm-unittest/cmd/helm-unittest@$HELM_UNITTEST_VERSION"
-  go_tool ct "github.com/helm/chart-testing/v3/ct@$CHART_TESTING_VERSION"
+  go_module_tool helm-unittest "github.com/helm-unittest/helm-unittest@$HELM_UNITTEST_VERSION" cmd/helm-unittest
+  # `go install` of ct asks the proxy for the module's version list, which is refused: build the served version.
+  go_module_tool ct "github.com/helm/chart-testing/v3@$CHART_TESTING_VERSION" ct
   go_tool helm-docs "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
   install_unittest_plugin
   download_crd_modules
