@@ -1,0 +1,195 @@
+"""Reads one drift value per model from Prometheus.
+
+Three instant queries, all evaluated at the same timestamp:
+  current    <query>                                         what the model looks like now
+  sustained  min_over_time((<query>)[<sustainedFor>:<step>])  lowest value over the period
+  coverage   count_over_time((<query>)[<sustainedFor>:<step>]) how many steps had data
+Drift is sustained when the minimum is over the threshold and enough steps had data
+(a series that appeared five minutes ago has no fifteen-minute history yet).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from retrain_controller.config import ConfigError, Settings
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus could not answer: unreachable, timed out or rejected the query."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What Prometheus says about one model at decision time."""
+
+    model_name: str
+    model_namespace: str
+    value: float | None  # sustained minimum (instant value when sustainedFor is 0); None: no series
+    current: float | None  # the instant value; None when the series is absent now
+    samples: int  # steps of the sustained window that had data
+    expected_samples: int
+
+
+@dataclass(frozen=True)
+class Queries:
+    current: str
+    sustained: str | None
+    coverage: str | None
+    expected_samples: int
+
+
+def build_queries(settings: Settings) -> Queries:
+    base = settings.query
+    if settings.sustained_for_seconds == 0:
+        return Queries(current=base, sustained=None, coverage=None, expected_samples=1)
+    window = f"[{settings.sustained_for_seconds}s:{settings.evaluation_step_seconds}s]"
+    expected = max(1, settings.sustained_for_seconds // settings.evaluation_step_seconds)
+    return Queries(
+        current=base,
+        sustained=f"min_over_time(({base}){window})",
+        coverage=f"count_over_time(({base}){window})",
+        expected_samples=expected,
+    )
+
+
+def _sample_value(raw: str) -> float:
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class DriftSource:
+    """Runs the drift queries through prometheus-api-client with timeouts and TLS settings."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        prom = settings.prometheus
+        session = requests.Session()
+        if prom.ca_file and not os.path.isfile(prom.ca_file):
+            raise ConfigError("prometheus.caFile", f"{prom.ca_file} does not exist")
+        session.verify = prom.ca_file or not prom.insecure_skip_verify
+        headers = {}
+        if prom.bearer_token_file:
+            headers["Authorization"] = f"Bearer {_read_token(prom.bearer_token_file)}"
+        # Connection errors get two quick retries; HTTP errors are answers and are not retried
+        # (a query timeout answered with 503 must not turn into three timeouts).
+        retry = Retry(total=2, connect=2, read=0, status=0, backoff_factor=0.2, raise_on_status=False)
+        self._client = PrometheusConnect(
+            url=prom.url,
+            headers=headers or None,
+            retry=retry,
+            session=session,
+            # The server gets the query timeout; the client waits a little longer for its answer.
+            timeout=prom.timeout_seconds + 2,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def query(self, promql: str, at: float) -> list[dict]:
+        params = {"time": f"{at:.3f}", "timeout": f"{self._settings.prometheus.timeout_seconds:.6f}"}
+        url = self._settings.prometheus.url
+        try:
+            return self._client.custom_query(promql, params=params)
+        except requests.exceptions.Timeout as err:
+            raise PrometheusError(
+                f"timed out querying {url} after {self._settings.prometheus.timeout_seconds}s"
+            ) from err
+        except requests.exceptions.SSLError as err:
+            raise PrometheusError(f"TLS error talking to {url}: {_first_line(err)}") from err
+        except requests.exceptions.ConnectionError as err:
+            raise PrometheusError(f"cannot reach Prometheus at {url}: {_root_cause(err)}") from err
+        except requests.exceptions.RequestException as err:
+            raise PrometheusError(f"request to {url} failed: {_first_line(err)}") from err
+        except PrometheusApiClientException as err:
+            raise PrometheusError(f"Prometheus rejected the query {promql!r}: {_api_error(err)}") from err
+        except (ValueError, KeyError) as err:
+            raise PrometheusError(
+                f"{url} did not answer like a Prometheus query API: {_first_line(err)}"
+            ) from err
+
+    def observe(self, at: float) -> tuple[list[Observation], Queries]:
+        """One Observation per (namespace, model) seen by any of the queries."""
+        queries = build_queries(self._settings)
+        current = self._by_model(self.query(queries.current, at))
+        if queries.sustained is None:
+            sustained, coverage = current, {key: 1.0 for key in current}
+        else:
+            sustained = self._by_model(self.query(queries.sustained, at))
+            coverage = self._by_model(self.query(queries.coverage or "", at))
+        observations = []
+        for key in sorted(set(current) | set(sustained)):
+            samples = coverage.get(key, 0.0)
+            observations.append(
+                Observation(
+                    model_namespace=key[0],
+                    model_name=key[1],
+                    value=sustained.get(key),
+                    current=current.get(key),
+                    samples=int(samples) if math.isfinite(samples) else 0,
+                    expected_samples=queries.expected_samples,
+                )
+            )
+        return observations, queries
+
+    def _by_model(self, result: list[dict]) -> dict[tuple[str, str], float]:
+        """Keyed by (namespace, model); a series without the model label cannot be acted on."""
+        values: dict[tuple[str, str], float] = {}
+        for series in result:
+            labels = series.get("metric", {})
+            model = labels.get(self._settings.model_label)
+            if not model:
+                continue
+            key = (labels.get(self._settings.namespace_label, ""), model)
+            value = _sample_value(series.get("value", [None, None])[1])
+            # Several series per model (a query without aggregation): keep the highest.
+            if key not in values or math.isnan(values[key]) or value > values[key]:
+                values[key] = value
+        return values
+
+
+def _read_token(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as err:
+        raise ConfigError("prometheus.bearerTokenFile", f"cannot read {path}: {err.strerror or err}") from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _root_cause(err: BaseException) -> str:
+    """requests wraps urllib3 wraps socket errors; the innermost one says what actually happened."""
+    inner: BaseException = err
+    while True:
+        nxt = getattr(inner, "reason", None) or inner.__cause__ or inner.__context__
+        if not isinstance(nxt, BaseException) or nxt is inner:
+            break
+        inner = nxt
+    text = _first_line(inner)
+    return text.split(": ", 1)[-1] if "Failed to establish" in text else text
+
+
+def _api_error(err: PrometheusApiClientException) -> str:
+    """The client puts the raw body in the message; Prometheus's JSON has errorType and error."""
+    text = str(err)
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        try:
+            body = json.loads(text[start : end + 1].encode().decode("unicode_escape"))
+            return f"{body.get('errorType', 'error')}: {body.get('error', '')}".strip()
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return _first_line(err)
