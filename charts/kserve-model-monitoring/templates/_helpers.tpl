@@ -60,3 +60,107 @@ app.kubernetes.io/part-of: {{ include "kmm.name" .context }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/*
+Name of the monitored InferenceService: the `model_name` label of every series.
+*/}}
+{{- define "kmm.modelName" -}}
+{{- default .Release.Name .Values.modelName | trunc 45 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Labels that let Prometheus select the chart's ServiceMonitor, PodMonitor and PrometheusRule:
+kube-prometheus-stack's default selectors match `release: <its release name>`.
+*/}}
+{{- define "kmm.prometheusSelectorLabels" -}}
+release: {{ default .Release.Name .Values.monitoring.releaseLabel | quote }}
+{{- end -}}
+
+{{/*
+Image reference: (dict "context" . "image" .Values.driftDetector.image); the tag defaults to appVersion.
+*/}}
+{{- define "kmm.image" -}}
+{{- printf "%s:%s" .image.repository (default .context.Chart.AppVersion .image.tag) -}}
+{{- end -}}
+
+{{/*
+ServiceAccount name of a component: (dict "context" . "component" "drift-detector" "serviceAccount" .Values.driftDetector.serviceAccount).
+*/}}
+{{- define "kmm.serviceAccountName" -}}
+{{- if .serviceAccount.create -}}
+{{- default (include "kmm.componentName" .) .serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+In-cluster base URL of the drift detector Service (no trailing slash).
+*/}}
+{{- define "kmm.driftDetectorURL" -}}
+{{- printf "http://%s.%s.svc.cluster.local:%v" (include "kmm.componentName" (dict "context" . "component" "drift-detector")) .Release.Namespace .Values.driftDetector.service.port -}}
+{{- end -}}
+
+{{/*
+Payload logger sink: the configured URL, else the drift detector Service (CloudEvents go to `POST /`).
+*/}}
+{{- define "kmm.loggerURL" -}}
+{{- if .Values.predictor.logger.url -}}
+{{- .Values.predictor.logger.url -}}
+{{- else if .Values.driftDetector.enabled -}}
+{{- printf "%s/" (include "kmm.driftDetectorURL" .) -}}
+{{- else -}}
+{{- fail "predictor.logger.url is required when predictor.logger.enabled=true and driftDetector.enabled=false" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Prometheus URL for the retrain controller: the configured one, else the bundled kube-prometheus-stack
+Prometheus Service. kube-prometheus-stack names it `<fullname>-prometheus` where its fullname is the
+release name plus `-kube-prometheus-stack` (unless the release name contains it), cut to 26 characters.
+*/}}
+{{- define "kmm.prometheusURL" -}}
+{{- $kps := index .Values "kube-prometheus-stack" -}}
+{{- if .Values.retrainer.prometheus.url -}}
+{{- .Values.retrainer.prometheus.url -}}
+{{- else if $kps.enabled -}}
+{{- $fullname := "" -}}
+{{- if $kps.fullnameOverride -}}
+{{- $fullname = $kps.fullnameOverride | trunc 26 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default "kube-prometheus-stack" $kps.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- $fullname = .Release.Name | trunc 26 | trimSuffix "-" -}}
+{{- else -}}
+{{- $fullname = printf "%s-%s" .Release.Name $name | trunc 26 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- printf "http://%s-prometheus.%s.svc.cluster.local:9090" $fullname .Release.Namespace -}}
+{{- else -}}
+{{- fail "retrainer.prometheus.url is required when kube-prometheus-stack.enabled=false" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The /tmp emptyDir that every read-only-root container gets.
+*/}}
+{{- define "kmm.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- end -}}
+
+{{- define "kmm.tmpVolumeMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{/*
+Image pull secrets of every pod.
+*/}}
+{{- define "kmm.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
