@@ -1,0 +1,57 @@
+"""Entry point: `python -m monitored_predictor [flags]` (the image's ENTRYPOINT)."""
+
+from __future__ import annotations
+
+import sys
+
+from kserve import ModelServer, model_server
+
+from . import http_hooks
+from .artifacts import ModelLoadError
+from .cli import parse_args, serving_settings
+from .model import MonitoredModel
+
+
+class MonitoredModelServer(ModelServer):
+    """KServe's ModelServer, binding its HTTP server to a chosen address instead of always 0.0.0.0."""
+
+    def __init__(self, http_host: str, **kwargs):
+        super().__init__(**kwargs)
+        self.http_host = http_host
+
+    def setup_event_loop(self):
+        # start() has built the uvicorn config by now and binds it only when serving begins.
+        if self._rest_server is not None:
+            self._rest_server.config.host = self.http_host
+        super().setup_event_loop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    model = MonitoredModel(args.model_name, args.model_dir, serving_settings(args))
+    try:
+        model.load()
+    except ModelLoadError as exc:
+        print(f"monitored_predictor: cannot serve: {exc}", file=sys.stderr)
+        return 1
+    http_hooks.install(model_server.app, model.metrics, model.name)
+    server = MonitoredModelServer(
+        http_host=args.http_host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        max_threads=args.max_threads,
+        max_asyncio_workers=args.max_asyncio_workers,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+        access_log_format=args.access_log_format,
+        event_loop=args.event_loop,
+        timeout_keep_alive=args.timeout_keep_alive,
+    )
+    server.start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
