@@ -1,0 +1,49 @@
+"""python -m drift_detector: the drift detector service."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from drift_detector.config import ConfigError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings(argv)
+    except ConfigError as exc:
+        print(f"drift_detector: {exc}", file=sys.stderr)
+        return 2
+    if not settings.reference.exists():
+        print(f"drift_detector: reference file not found: {settings.reference}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    import uvicorn
+
+    from drift_detector.app import App
+    from drift_detector.service import Service
+
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"drift_detector: cannot create data or reports directory: {exc}", file=sys.stderr)
+        return 2
+    app = App(Service(settings))
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

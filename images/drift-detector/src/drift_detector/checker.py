@@ -1,0 +1,252 @@
+"""Off the request path: checks closed windows for drift and keeps the result history."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from drift_detector import performance
+from drift_detector.metrics import Metrics
+from drift_detector.schema import Schema
+from drift_detector.state import Window
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class Engine:
+    """What a check needs, built once from the reference."""
+
+    schema: Schema
+    features: Any  # ReferenceProfile over the feature columns
+    prediction: Any | None  # ReferenceProfile over the prediction column, if the reference has one
+    prediction_column: str | None
+    prediction_numeric: bool
+    task: str
+
+
+@dataclass
+class Job:
+    window: Window | None  # None: only refresh model performance
+    labelled: list[list[Any]]
+
+
+class Checker:
+    def __init__(
+        self,
+        engine: Engine,
+        settings,
+        metrics: Metrics,
+        on_checked: Callable[[int], None],
+        reports: Any | None = None,
+    ):
+        self.engine = engine
+        self.settings = settings
+        self.metrics = metrics
+        self.on_checked = on_checked  # called from this thread; must hand over to the event loop
+        self.reports = reports
+        self._jobs: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.history: deque[dict] = deque(maxlen=settings.history_size)
+        self.history_path = Path(settings.data_dir) / "history.jsonl"
+        self._lines_in_file = 0
+        self._lock = threading.Lock()
+        self._perf_queued = threading.Event()
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="drift-checker", daemon=True)
+        self._load_history()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+
+    def submit(self, window: Window, labelled: list[list[Any]]) -> list[int]:
+        """Queue a closed window; returns the windows dropped because the queue was full."""
+        dropped = []
+        with self._cond:
+            self._jobs.append(Job(window, labelled))
+            waiting = [j for j in self._jobs if j.window is not None]
+            for job in waiting[: max(0, len(waiting) - self.settings.check_queue_size)]:
+                self._jobs.remove(job)
+                dropped.append(job.window.seq)
+            self._cond.notify()
+        return dropped
+
+    def refresh_performance(self, labelled: list[list[Any]]) -> None:
+        """Labels arrived: recompute model quality, once per burst."""
+        if not self._perf_queued.is_set():
+            self._perf_queued.set()
+            with self._cond:
+                self._jobs.append(Job(None, labelled))
+                self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._jobs and not self._busy
+
+    def latest(self) -> dict | None:
+        with self._lock:
+            return self.history[-1] if self.history else None
+
+    def recent(self, limit: int) -> list[dict]:
+        with self._lock:
+            items = list(self.history)
+        return items[-limit:][::-1] if limit > 0 else []
+
+    # --- worker ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                job = self._jobs.popleft()
+                self._busy = True
+            try:
+                if job.window is None:
+                    self._perf_queued.clear()
+                    self.metrics.record_performance(self._performance(job.labelled) or {})
+                else:
+                    self._check(job)
+            except Exception:  # a failed check must not stop the next one
+                LOG.exception("drift check failed")
+                if job.window is not None:
+                    self.on_checked(job.window.seq)
+            finally:
+                self._busy = False
+
+    def _check(self, job: Job) -> None:
+        window = job.window
+        started = time.perf_counter()
+        frame = self.engine.schema.frame(window.rows)
+        drift = self.engine.features.check(frame)
+        result: dict[str, Any] = {
+            "model_name": self.settings.model_name,
+            "window": {
+                "seq": window.seq,
+                "opened_at": window.opened_at,
+                "closed_at": window.closed_at,
+                "rows": len(window.rows),
+                "predictions": sum(p is not None for p in window.preds),
+            },
+            **_drift_dict(drift),
+            "prediction_drift": self._prediction_drift(window),
+            "performance": self._performance(job.labelled),
+        }
+        duration = time.perf_counter() - started
+        now = time.time()
+        result["checked_at"] = now
+        result["duration_seconds"] = duration
+        if self.reports is not None and self._want_report(window.seq, result):
+            result["report"] = self.reports.submit(window.seq, self._report_frame(frame, window))
+        self.metrics.record_check(result, duration, now)
+        self._remember(result)
+        self.on_checked(window.seq)
+
+    def _prediction_drift(self, window: Window) -> dict | None:
+        eng = self.engine
+        if eng.prediction is None:
+            return None
+        preds = [p for p in window.preds if p is not None]
+        if len(preds) < max(1, self.settings.min_samples // 2):
+            return None
+        values = _prediction_series(preds, eng.prediction_numeric)
+        drift = eng.prediction.check(pd.DataFrame({eng.prediction_column: values}))
+        column = _drift_dict(drift)["columns"][0]
+        return {**column, "n_current": len(preds)}
+
+    def _performance(self, labelled: list[list[Any]]) -> dict | None:
+        if len(labelled) < self.settings.performance_min_samples:
+            return None
+        s = self.settings
+        out = performance.compute(labelled, self.engine.task, s.positive_label, s.classification_threshold)
+        return {**out, "samples": len(labelled)}
+
+    def _want_report(self, seq: int, result: dict) -> bool:
+        every = self.settings.report_every_n_windows
+        return bool(result["dataset_drift"]) or (every > 0 and seq % every == 0)
+
+    def _report_frame(self, frame: pd.DataFrame, window: Window) -> pd.DataFrame:
+        eng = self.engine
+        if eng.prediction_column is None:
+            return frame
+        out = frame.copy()
+        out[eng.prediction_column] = _prediction_series(window.preds, eng.prediction_numeric)
+        return out
+
+    # --- history ----------------------------------------------------------------------------------
+    def _remember(self, result: dict) -> None:
+        with self._lock:
+            self.history.append(result)
+        try:
+            if self._lines_in_file >= 2 * self.settings.history_size:
+                tmp = self.history_path.with_suffix(".tmp")
+                with self._lock:
+                    lines = b"".join(orjson.dumps(r) + b"\n" for r in self.history)
+                tmp.write_bytes(lines)
+                tmp.replace(self.history_path)
+                self._lines_in_file = len(self.history)
+            else:
+                with open(self.history_path, "ab") as fh:
+                    fh.write(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+                self._lines_in_file += 1
+        except OSError as exc:
+            LOG.warning("could not persist check history: %s", exc)
+
+    def _load_history(self) -> None:
+        if not self.history_path.exists():
+            return
+        for line in self.history_path.read_bytes().splitlines():
+            try:
+                self.history.append(orjson.loads(line))
+                self._lines_in_file += 1
+            except orjson.JSONDecodeError:
+                continue  # a torn last line after a crash
+
+
+def _drift_dict(drift: Any) -> dict:
+    d = drift.to_dict()
+    return {
+        "drift_share": float(d["drift_share"]),
+        "n_drifted": int(d["n_drifted"]),
+        "dataset_drift": bool(d["dataset_drift"]),
+        "n_reference": int(d["n_reference"]),
+        "n_current": int(d["n_current"]),
+        "columns": [
+            {
+                "name": c["name"],
+                "kind": c["kind"],
+                "stattest": c["stattest"],
+                "score": float(c["score"]),
+                "threshold": float(c["threshold"]),
+                "drifted": bool(c["drifted"]),
+            }
+            for c in d["columns"]
+        ],
+    }
+
+
+def _prediction_series(preds: list[Any], numeric: bool) -> pd.Series:
+    if numeric:
+        return pd.Series(
+            np.array([np.nan if p is None or isinstance(p, str) else p for p in preds], dtype=np.float64)
+        )
+    return pd.Series([p for p in preds], dtype=object)

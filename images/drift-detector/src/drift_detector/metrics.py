@@ -1,0 +1,128 @@
+"""Prometheus series of the metric contract (DESIGN.md). Every series carries model_name, none a namespace."""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+# *_created series double the counters for no use on a dashboard.
+disable_created_metrics()
+
+M = ["model_name"]
+
+
+class Metrics:
+    def __init__(self, model_name: str, registry: CollectorRegistry | None = None):
+        self.model_name = model_name
+        self.registry = registry or CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        r = self.registry
+        self.drift_score = Gauge(
+            "model_drift_score", "Share of drifted features in the last checked window (0..1).", M, registry=r
+        )
+        self.drift_detected = Gauge(
+            "model_drift_detected", "1 when the last checked window showed dataset drift.", M, registry=r
+        )
+        self.feature_score = Gauge(
+            "model_feature_drift_score",
+            "Per-feature drift score of the last window: p-value (ks, chisquare, z) or distance (wasserstein, jensenshannon).",  # noqa: E501
+            [*M, "feature_name", "stattest"],
+            registry=r,
+        )
+        self.feature_detected = Gauge(
+            "model_feature_drift_detected",
+            "1 when the feature drifted in the last window.",
+            [*M, "feature_name"],
+            registry=r,
+        )
+        self.prediction_score = Gauge(
+            "model_prediction_drift_score",
+            "Drift score of the model output column in the last window.",
+            M,
+            registry=r,
+        )
+        self.performance = Gauge(
+            "model_performance",
+            "Model quality on labelled predictions (feedback).",
+            [*M, "metric"],
+            registry=r,
+        )
+        self.window_samples = Gauge(
+            "drift_detector_window_samples", "Rows in the open window.", M, registry=r
+        )
+        self.events = Counter(
+            "drift_detector_events",
+            "Events received, by type and outcome.",
+            [*M, "type", "outcome"],
+            registry=r,
+        )
+        self.violations = Counter(
+            "drift_detector_data_quality_violations",
+            "Data quality violations against the reference schema.",
+            [*M, "feature_name", "kind"],
+            registry=r,
+        )
+        self.checks = Counter("drift_detector_checks", "Drift checks run.", M, registry=r)
+        self.check_duration = Histogram(
+            "drift_detector_check_duration_seconds",
+            "Time to check one window (drift, prediction drift, performance).",
+            M,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.last_check = Gauge(
+            "drift_detector_last_check_timestamp_seconds",
+            "Unix time of the last finished check.",
+            M,
+            registry=r,
+        )
+        self._event_children: dict[tuple[str, str], object] = {}
+        self._feature_stattest: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.window_samples.labels(model_name).set(0)
+        self.checks.labels(model_name)
+
+    def event(self, type_: str, outcome: str, n: int = 1) -> None:
+        child = self._event_children.get((type_, outcome))
+        if child is None:
+            child = self.events.labels(self.model_name, type_, outcome)
+            self._event_children[(type_, outcome)] = child
+        child.inc(n)
+
+    def quality(self, counts: dict[tuple[str, str], int]) -> None:
+        for (feature, kind), n in counts.items():
+            self.violations.labels(self.model_name, feature, kind).inc(n)
+
+    def record_check(self, result: dict, duration: float, timestamp: float) -> None:
+        m = self.model_name
+        with self._lock:
+            self.drift_score.labels(m).set(result["drift_share"])
+            self.drift_detected.labels(m).set(1 if result["dataset_drift"] else 0)
+            for col in result["columns"]:
+                name, stattest = col["name"], col["stattest"]
+                old = self._feature_stattest.get(name)
+                if old is not None and old != stattest:
+                    self.feature_score.remove(m, name, old)
+                self._feature_stattest[name] = stattest
+                self.feature_score.labels(m, name, stattest).set(col["score"])
+                self.feature_detected.labels(m, name).set(1 if col["drifted"] else 0)
+            prediction = result.get("prediction_drift")
+            if prediction is not None:
+                self.prediction_score.labels(m).set(prediction["score"])
+            self.record_performance(result.get("performance") or {})
+            self.checks.labels(m).inc()
+            self.check_duration.labels(m).observe(duration)
+            self.last_check.labels(m).set(timestamp)
+
+    def record_performance(self, performance: dict) -> None:
+        for metric, value in performance.items():
+            if isinstance(value, float | int) and metric != "samples":
+                self.performance.labels(self.model_name, metric).set(value)

@@ -1,0 +1,166 @@
+"""Reference data and the feature schema that every incoming row is checked against."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from drift_detector.stats.spec import CATEGORICAL, NUMERIC, ColumnSpec, infer_column_specs
+
+# Data-quality violation kinds (label `kind` of drift_detector_data_quality_violations_total).
+MISSING_COLUMN = "missing_column"
+UNEXPECTED_COLUMN = "unexpected_column"
+WRONG_TYPE = "wrong_type"
+NULL = "null"
+OUT_OF_RANGE = "out_of_range"
+UNSEEN_CATEGORY = "unseen_category"
+# Unexpected column names come from clients: past this many distinct names they share one label value.
+MAX_UNEXPECTED_NAMES = 50
+OTHER_COLUMN = "_other_"
+
+
+class BadInput(Exception):
+    """Input the service refuses: `outcome` is the metric label, the message names the problem."""
+
+    def __init__(self, outcome: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.outcome = outcome
+        self.status = status
+
+
+def load_reference(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"reference file not found: {path}")
+    if path.suffix.lower() in (".csv", ".txt"):
+        return pd.read_csv(path)
+    return pd.read_parquet(path)
+
+
+@dataclass
+class Column:
+    name: str
+    kind: str  # numeric | categorical
+    as_string: bool  # categorical column whose reference values are strings
+    low: float
+    high: float
+    categories: frozenset
+
+
+class Schema:
+    """Feature order, types, ranges and categories taken from the reference, computed once."""
+
+    def __init__(self, reference: pd.DataFrame, specs: dict[str, ColumnSpec]):
+        self.specs = specs
+        self.columns = [self._column(reference[name], name, spec.kind) for name, spec in specs.items()]
+        self.names = [c.name for c in self.columns]
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.unexpected_seen: set[str] = set()
+
+    @staticmethod
+    def _column(values: pd.Series, name: str, kind: str) -> Column:
+        numeric_dtype = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        as_string = kind == CATEGORICAL and not numeric_dtype
+        low, high = -math.inf, math.inf
+        categories: frozenset = frozenset()
+        non_null = values.dropna()
+        if kind == NUMERIC and len(non_null):
+            low, high = float(non_null.min()), float(non_null.max())
+        if kind == CATEGORICAL:
+            uniques = non_null.unique()
+            categories = (
+                frozenset(str(v) for v in uniques) if as_string else frozenset(float(v) for v in uniques)
+            )
+        return Column(name, kind, as_string, low, high, categories)
+
+    def unexpected_label(self, name: str) -> str:
+        if name in self.unexpected_seen or len(self.unexpected_seen) < MAX_UNEXPECTED_NAMES:
+            self.unexpected_seen.add(name)
+            return name
+        return OTHER_COLUMN
+
+    def normalize(self, j: int, value: Any, dq: Counter, parse_strings: bool = False) -> Any:
+        """One value for column j as stored in the window: float or None (numeric), str or None."""
+        col = self.columns[j]
+        if value is None:
+            dq[(col.name, NULL)] += 1
+            return None
+        if col.as_string:
+            if isinstance(value, str):
+                text = value
+            elif isinstance(value, bool | int | float):
+                dq[(col.name, WRONG_TYPE)] += 1
+                text = str(value)
+            else:
+                raise BadInput(
+                    "wrong_type", f"column {col.name!r}: expected a category, got {type(value).__name__}"
+                )
+            if text not in col.categories:
+                dq[(col.name, UNSEEN_CATEGORY)] += 1
+            return text
+        number = self._number(col, value, parse_strings)
+        if math.isnan(number) or math.isinf(number):
+            dq[(col.name, NULL)] += 1
+            return None
+        if col.kind == NUMERIC:
+            if number < col.low or number > col.high:
+                dq[(col.name, OUT_OF_RANGE)] += 1
+        elif number not in col.categories:
+            dq[(col.name, UNSEEN_CATEGORY)] += 1
+        return number
+
+    @staticmethod
+    def _number(col: Column, value: Any, parse_strings: bool) -> float:
+        if isinstance(value, float | int):  # bool is an int: True -> 1.0
+            return float(value)
+        if isinstance(value, str) and parse_strings:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise BadInput("non_numeric", f"column {col.name!r}: non-numeric value {str(value)[:40]!r}")
+
+    def frame(self, rows: list[list[Any]]) -> pd.DataFrame:
+        """Window rows as a DataFrame with the reference's column kinds."""
+        data = {}
+        for j, col in enumerate(self.columns):
+            if col.as_string:
+                data[col.name] = pd.Series([r[j] for r in rows], dtype=object)
+            else:
+                data[col.name] = np.array([np.nan if r[j] is None else r[j] for r in rows], dtype=np.float64)
+        return pd.DataFrame(data)
+
+
+def build_schema(reference: pd.DataFrame, settings) -> tuple[Schema, dict[str, ColumnSpec]]:
+    """Feature schema (prediction and target excluded) and the prediction column's spec, if any."""
+    named = {**settings.column_types, **settings.stattests, **settings.thresholds}
+    missing = sorted(c for c in named if c not in reference.columns)
+    if missing:
+        raise ValueError(f"column_types/stattests/thresholds name columns not in the reference: {missing}")
+    inferred = infer_column_specs(
+        reference, target_column=settings.target_column, prediction_column=settings.prediction_column
+    )
+    overrides = {name: _override(settings, name, spec) for name, spec in inferred.items() if name in named}
+    specs = {name: overrides.get(name, spec) for name, spec in inferred.items()}
+    utility = {settings.prediction_column, settings.target_column, *settings.exclude_columns}
+    features = {name: spec for name, spec in specs.items() if name not in utility}
+    if not features:
+        raise ValueError("the reference has no feature columns")
+    prediction = {n: s for n, s in specs.items() if n == settings.prediction_column}
+    return Schema(reference, features), prediction
+
+
+def _override(settings, name: str, spec: ColumnSpec) -> ColumnSpec:
+    kind = settings.column_types.get(name)
+    return dataclasses.replace(
+        spec,
+        kind=spec.kind if kind is None else (CATEGORICAL if kind == CATEGORICAL else NUMERIC),
+        stattest=settings.stattests.get(name, spec.stattest),
+        threshold=float(settings.thresholds[name]) if name in settings.thresholds else spec.threshold,
+    )

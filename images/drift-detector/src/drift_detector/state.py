@@ -1,0 +1,157 @@
+"""Everything the service must not lose, as a deterministic state machine over log records.
+
+The live path decides what happens (which record to write), appends the record to the write-ahead
+log and applies it here; replay after a restart applies the same records in the same order and ends
+in the same state. Records (JSON lists, first item the kind):
+
+  ["q", key, rid, ts, rows]     request event: feature rows wait in the pending table for the response
+  ["p", key, rid, ts, preds]    response event: predictions (joins with the request by key = Ce-Id)
+  ["x", key]                    pending entry expired or evicted: its rows enter the window unjoined
+  ["i", rows, preds, ids, ts]   rows posted to /v1/ingest (preds and ids may be null)
+  ["f", [[rid, label], ...]]    labels joined with stored predictions
+  ["c", seq, ts]                the open window closes and waits for its check
+  ["d", seq]                    that window's check finished (or was skipped)
+  ["s", snapshot]               the whole state (first record of a compacted segment)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Window:
+    seq: int
+    rows: list[list[Any]] = field(default_factory=list)
+    preds: list[Any] = field(default_factory=list)
+    opened_at: float | None = None
+    closed_at: float | None = None
+
+    def add(self, rows: list[list[Any]], preds: list[Any] | None, ts: float) -> None:
+        if not rows:
+            return
+        if self.opened_at is None:
+            self.opened_at = ts
+        self.rows.extend(rows)
+        self.preds.extend(preds if preds is not None else [None] * len(rows))
+
+    def dump(self) -> list:
+        return [self.seq, self.rows, self.preds, self.opened_at, self.closed_at]
+
+    @classmethod
+    def load(cls, data: list) -> Window:
+        return cls(*data)
+
+
+class State:
+    def __init__(self, store_size: int, performance_window: int):
+        self.store_size = store_size
+        self.window = Window(seq=1)
+        self.closed: OrderedDict[int, Window] = OrderedDict()  # closed, check not finished
+        # key -> [rid, ts, rows | None, preds | None]
+        self.pending: OrderedDict[str, list] = OrderedDict()
+        self.store: OrderedDict[str, list] = OrderedDict()  # rid -> predictions awaiting labels
+        self.labelled: deque = deque(maxlen=performance_window)  # [prediction, label] pairs
+        self.labelled_total = 0  # pairs ever joined: tells the checker when there is news
+
+    # --- apply ------------------------------------------------------------------------------
+    def apply(self, rec: list) -> None:
+        getattr(self, "_apply_" + rec[0])(*rec[1:])
+
+    def _apply_q(self, key: str, rid: str, ts: float, rows: list) -> None:
+        entry = self.pending.get(key)
+        if entry is not None and entry[3] is not None and entry[2] is None:
+            del self.pending[key]
+            self._joined(rid, ts, rows, entry[3])
+        else:
+            self.pending[key] = [rid, ts, rows, None]
+
+    def _apply_p(self, key: str, rid: str, ts: float, preds: list) -> None:
+        entry = self.pending.get(key)
+        if entry is not None and entry[2] is not None and entry[3] is None:
+            del self.pending[key]
+            self._joined(entry[0], ts, entry[2], preds)
+        else:
+            self.pending[key] = [rid, ts, None, preds]
+
+    def _apply_x(self, key: str) -> None:
+        entry = self.pending.pop(key, None)
+        if entry is None:
+            return
+        rid, ts, rows, preds = entry
+        if rows is not None:  # a request without response still counts as input data
+            self.window.add(rows, None, ts)
+        elif preds is not None:  # a response without request can still be labelled
+            self._store(rid, preds)
+
+    def _apply_i(self, rows: list, preds: list | None, ids: list | None, ts: float) -> None:
+        self.window.add(rows, preds, ts)
+        if ids and preds:
+            for rid, pred in zip(ids, preds, strict=True):
+                if rid is not None and pred is not None:
+                    self._store(str(rid), [pred])
+
+    def _apply_f(self, pairs: list) -> None:
+        for rid, label in pairs:
+            preds = self.store.pop(rid, None)
+            if preds is None:
+                continue
+            labels = label if isinstance(label, list) else [label]
+            for pred, lab in zip(preds, labels, strict=False):
+                if pred is not None and lab is not None:
+                    self.labelled.append([pred, lab])
+                    self.labelled_total += 1
+
+    def _apply_c(self, seq: int, ts: float) -> None:
+        if seq != self.window.seq:
+            return
+        self.window.closed_at = ts
+        self.closed[seq] = self.window
+        self.window = Window(seq=seq + 1)
+
+    def _apply_d(self, seq: int) -> None:
+        self.closed.pop(seq, None)
+
+    def _apply_s(self, snap: dict) -> None:
+        self.window = Window.load(snap["window"])
+        self.closed = OrderedDict((w[0], Window.load(w)) for w in snap["closed"])
+        self.pending = OrderedDict((e[0], e[1:]) for e in snap["pending"])
+        self.store = OrderedDict((e[0], e[1]) for e in snap["store"])
+        self.labelled.clear()
+        self.labelled.extend(snap["labelled"])
+        self.labelled_total = snap["labelled_total"]
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _joined(self, rid: str, ts: float, rows: list, preds: list) -> None:
+        if len(preds) != len(rows):  # checked on the live path; keep replay total
+            preds = None
+        self.window.add(rows, preds, ts)
+        if preds is not None:
+            self._store(rid, preds)
+
+    def _store(self, rid: str, preds: list) -> None:
+        self.store[rid] = preds
+        self.store.move_to_end(rid)
+        while len(self.store) > self.store_size:
+            self.store.popitem(last=False)
+
+    def snapshot(self) -> dict:
+        return {
+            "window": self.window.dump(),
+            "closed": [w.dump() for w in self.closed.values()],
+            "pending": [[k, *v] for k, v in self.pending.items()],
+            "store": [[k, v] for k, v in self.store.items()],
+            "labelled": list(self.labelled),
+            "labelled_total": self.labelled_total,
+        }
+
+    # --- questions the live path asks before it writes a record ------------------------------
+    def expired(self, now: float, ttl: float) -> list[str]:
+        out = []
+        for key, entry in self.pending.items():  # insertion order == arrival order
+            if now - entry[1] < ttl:
+                break
+            out.append(key)
+        return out
