@@ -20,7 +20,6 @@ from retrain_controller import __version__
 from retrain_controller.config import ConfigError, Settings, load_settings
 from retrain_controller.controller import (
     EXIT_CONFIG,
-    EXIT_KUBERNETES,
     EventLog,
     one_pass_exit_code,
     run_pass,
@@ -30,6 +29,7 @@ from retrain_controller.jobstore import (
     JobStore,
     JobStoreError,
     KubeJobStore,
+    LazyJobStore,
     load_kube_client_config,
 )
 from retrain_controller.prometheus import DriftSource
@@ -271,13 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # In a dry run stdout carries the manifests (pipe it to kubectl), the decision log moves to stderr.
         log = stderr_log if dry_run else EventLog(sys.stdout)
         source = DriftSource(settings)
-        store = _job_store(settings, _resolve(args, "--kubeconfig", "KUBECONFIG"), dry_run, log)
+        kubeconfig = _resolve(args, "--kubeconfig", "KUBECONFIG")
+        store = LazyJobStore(lambda: _job_store(settings, kubeconfig, dry_run, log))
     except ConfigError as err:
         sys.stderr.write(f"retrain-controller: {err}\n")
         return EXIT_CONFIG
-    except JobStoreError as err:
-        sys.stderr.write(f"retrain-controller: kubernetes: {err}\n")
-        return EXIT_KUBERNETES
     try:
         return _loop(settings, source, store, log, dry_run=dry_run, at=at, interval=interval, passes=passes)
     finally:

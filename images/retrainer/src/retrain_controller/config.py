@@ -331,6 +331,8 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, last = dotted.split(".")
     for part in parents:
         node = node.setdefault(part, {})
+    if isinstance(value, dict) and isinstance(node.get(last), dict):
+        value = deep_merge(node[last], value)
     node[last] = value
 
 

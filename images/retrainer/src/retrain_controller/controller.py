@@ -60,9 +60,10 @@ def run_pass(
     now: float,
     dry_run: bool,
     log: EventLog,
-    manifests_out: TextIO = sys.stdout,
+    manifests_out: TextIO | None = None,
 ) -> int:
     """Returns the exit code; every decision is logged, errors are raised only for the CLI's one-liner."""
+    manifests_out = manifests_out or sys.stdout
     observations, queries = source.observe(now)
     if not observations:
         log.emit(

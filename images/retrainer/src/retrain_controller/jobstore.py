@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any, Protocol
 
 JOBS = "jobs.batch"
@@ -50,6 +51,25 @@ class EmptyJobStore:
 
     def create_job(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
         raise JobStoreError("no Kubernetes configuration: cannot create Jobs")
+
+
+class LazyJobStore:
+    """Connects on first use, so a pass that stops at Prometheus never needs a cluster."""
+
+    def __init__(self, factory: Callable[[], JobStore]):
+        self._factory = factory
+        self._store: JobStore | None = None
+
+    def _get(self) -> JobStore:
+        if self._store is None:
+            self._store = self._factory()
+        return self._store
+
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return self._get().list_jobs(namespace, selector)
+
+    def create_job(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        return self._get().create_job(namespace, manifest)
 
 
 def load_kube_client_config(kubeconfig: str | None) -> Any:

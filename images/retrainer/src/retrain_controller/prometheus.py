@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
@@ -98,6 +99,7 @@ class DriftSource:
     def query(self, promql: str, at: float) -> list[dict]:
         params = {"time": f"{at:.3f}", "timeout": f"{self._settings.prometheus.timeout_seconds:.6f}"}
         url = self._settings.prometheus.url
+        timeout = f"{self._settings.prometheus.timeout_seconds:g}"
         try:
             return self._client.custom_query(promql, params=params)
         except requests.exceptions.Timeout as err:
@@ -107,6 +109,8 @@ class DriftSource:
         except requests.exceptions.SSLError as err:
             raise PrometheusError(f"TLS error talking to {url}: {_first_line(err)}") from err
         except requests.exceptions.ConnectionError as err:
+            if _caused_by_timeout(err):  # urllib3 reports a read timeout after retries this way
+                raise PrometheusError(f"timed out querying {url} after {timeout}s") from err
             raise PrometheusError(f"cannot reach Prometheus at {url}: {_root_cause(err)}") from err
         except requests.exceptions.RequestException as err:
             raise PrometheusError(f"request to {url} failed: {_first_line(err)}") from err
@@ -170,15 +174,28 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def _chain(err: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps (urllib3 keeps the cause in `.reason`)."""
+    seen: list[BaseException] = []
+    inner: object = err
+    while isinstance(inner, BaseException) and inner not in seen:
+        seen.append(inner)
+        inner = getattr(inner, "reason", None) or inner.__cause__ or inner.__context__
+    return seen
+
+
+def _caused_by_timeout(err: BaseException) -> bool:
+    # urllib3 derives NewConnectionError (refused, no route) from ConnectTimeoutError: not a timeout.
+    return any(
+        isinstance(e, TimeoutError | urllib3.exceptions.TimeoutError)
+        and not isinstance(e, urllib3.exceptions.NewConnectionError)
+        for e in _chain(err)
+    )
+
+
 def _root_cause(err: BaseException) -> str:
     """requests wraps urllib3 wraps socket errors; the innermost one says what actually happened."""
-    inner: BaseException = err
-    while True:
-        nxt = getattr(inner, "reason", None) or inner.__cause__ or inner.__context__
-        if not isinstance(nxt, BaseException) or nxt is inner:
-            break
-        inner = nxt
-    text = _first_line(inner)
+    text = _first_line(_chain(err)[-1])
     return text.split(": ", 1)[-1] if "Failed to establish" in text else text
 
 

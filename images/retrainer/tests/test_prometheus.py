@@ -1,0 +1,255 @@
+"""The Prometheus side against a real Debian prometheus loaded with backfilled series (conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import free_port
+from helpers import TRAIN_IMAGE, InMemoryJobStore, make_settings
+from retrain_controller.cli import main
+from retrain_controller.controller import EventLog, run_pass
+from retrain_controller.jobstore import AlreadyExistsError, ForbiddenError
+from retrain_controller.prometheus import DriftSource
+
+FRAUD = "Fraud_Model.v2/EU ünïcode"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in list(__import__("os").environ):
+        if name.startswith("RETRAINER_") or name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+            monkeypatch.delenv(name)
+    # Never reach a developer's real cluster from the tests.
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setenv("RETRAINER_JOB_IMAGE", TRAIN_IMAGE)
+
+
+def check(prometheus, *extra, dry_run=True):
+    argv = ["check", "--prometheus-url", prometheus.url, "--at", str(prometheus.at), "--max-concurrent", "5"]
+    return main([*argv, *(["--dry-run"] if dry_run else []), *extra])
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def decisions_by_model(records):
+    return {(r["namespace"], r["model"]): r for r in records if r["event"] == "decision"}
+
+
+def test_dry_run_decides_every_model_and_prints_only_the_sustained_ones(prometheus, capsys):
+    assert check(prometheus) == 0
+    out, err = capsys.readouterr()
+    jobs = [doc for doc in yaml.safe_load_all(out) if doc]
+    created = {
+        (
+            j["metadata"]["annotations"]["kserve-model-monitoring/model-namespace"],
+            j["metadata"]["annotations"]["kserve-model-monitoring/model-name"],
+        )
+        for j in jobs
+    }
+    assert created == {("ml", "sustained"), ("other", "sustained"), ("team-a", FRAUD)}
+    decisions = decisions_by_model(json_lines(err))
+    reasons = {key: (d["action"], d["reason"]) for key, d in decisions.items()}
+    assert reasons == {
+        ("ml", "sustained"): ("create", "drift_sustained"),
+        ("other", "sustained"): ("create", "drift_sustained"),
+        ("team-a", FRAUD): ("create", "drift_sustained"),
+        ("ml", "spike"): ("skip", "not_sustained"),
+        ("ml", "calm"): ("skip", "below_threshold"),
+        ("ml", "nan-model"): ("skip", "value_nan"),
+        ("ml", "newcomer"): ("skip", "insufficient_history"),
+    }  # "gone" stopped reporting 30 minutes ago: no series, no decision
+    assert decisions[("ml", "sustained")]["value"] == pytest.approx(0.8)
+    assert decisions[("ml", "spike")]["value"] == pytest.approx(0.1)
+    assert decisions[("ml", "spike")]["current"] == pytest.approx(0.9)
+    assert decisions[("ml", "nan-model")]["value"] is None
+    fraud = next(
+        j for j in jobs if j["metadata"]["annotations"]["kserve-model-monitoring/model-name"] == FRAUD
+    )
+    assert fraud["metadata"]["name"].startswith("retrain-fraud-model-v2-eu-")
+    assert fraud["metadata"]["annotations"]["kserve-model-monitoring/drift-value"] == "0.7"
+    assert fraud["metadata"]["annotations"]["kserve-model-monitoring/drift-query"].startswith(
+        "min_over_time("
+    )
+
+
+def test_sustained_for_zero_acts_on_the_latest_value(prometheus, capsys):
+    assert check(prometheus, "--sustained-for", "0") == 0
+    decisions = decisions_by_model(json_lines(capsys.readouterr().err))
+    assert decisions[("ml", "spike")]["action"] == "create"
+    assert decisions[("ml", "newcomer")]["action"] == "create"
+
+
+def test_max_concurrent_gives_the_slot_to_the_most_drifted_model(prometheus, capsys):
+    assert check(prometheus, "--max-concurrent", "1") == 0
+    decisions = decisions_by_model(json_lines(capsys.readouterr().err))
+    assert decisions[("ml", "sustained")]["action"] == "create"
+    assert decisions[("team-a", FRAUD)]["reason"] == "max_concurrent"
+    assert decisions[("other", "sustained")]["reason"] == "max_concurrent"
+
+
+def test_a_pass_creates_through_the_job_store_and_the_next_pass_is_guarded(prometheus):
+    settings = make_settings(prometheus={"url": prometheus.url}, maxConcurrent=5)
+    store = InMemoryJobStore()
+    source = DriftSource(settings)
+    log_lines: list[str] = []
+    log = EventLog(_ListStream(log_lines))
+    assert run_pass(settings, source, store, now=prometheus.at, dry_run=False, log=log) == 0
+    assert len(store.created) == 3
+    assert store.list_calls == [
+        (
+            "training",
+            "app.kubernetes.io/managed-by=kserve-model-monitoring-retrainer,app.kubernetes.io/instance=demo",
+        )
+    ]
+    # The Jobs are now listed as running: a second pass a minute later creates nothing.
+    log_lines.clear()
+    assert run_pass(settings, source, store, now=prometheus.at + 60, dry_run=False, log=log) == 0
+    decisions = [r for r in json_lines("".join(log_lines)) if r["event"] == "decision"]
+    assert len(store.created) == 3
+    assert {d["reason"] for d in decisions if d["namespace"] in ("ml", "other", "team-a")} >= {"job_active"}
+    assert not [d for d in decisions if d["action"] == "create"]
+
+
+def test_already_exists_counts_as_done(prometheus):
+    settings = make_settings(prometheus={"url": prometheus.url}, maxConcurrent=5)
+    store = InMemoryJobStore(fail_create=AlreadyExistsError("exists"))
+    lines: list[str] = []
+    assert (
+        run_pass(
+            settings,
+            DriftSource(settings),
+            store,
+            now=prometheus.at,
+            dry_run=False,
+            log=EventLog(_ListStream(lines)),
+        )
+        == 0
+    )
+    outcomes = [r["outcome"] for r in json_lines("".join(lines)) if r.get("action") == "create"]
+    assert outcomes == ["already_exists"] * 3
+
+
+def test_forbidden_exits_3_naming_the_permission(prometheus, monkeypatch, capsys):
+    import retrain_controller.cli as cli
+
+    store = InMemoryJobStore(fail_create=ForbiddenError("create", "jobs.batch", "training", "denied by RBAC"))
+    monkeypatch.setattr(cli, "_job_store", lambda *args: store)
+    assert check(prometheus, "--training-namespace", "training", dry_run=False) == 3
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines()[-1] == (
+        "retrain-controller: kubernetes: forbidden: cannot create jobs.batch in namespace 'training' "
+        "(the ServiceAccount needs a Role granting verb 'create' on jobs.batch): denied by RBAC"
+    )
+    assert [r["outcome"] for r in json_lines(out) if r.get("action") == "create"] == ["forbidden"]
+
+
+def test_an_empty_result_exits_0_with_no_model_over_the_threshold(prometheus, capsys):
+    assert check(prometheus, "--query", 'model_drift_score{model_name="no-such-model"}') == 0
+    records = json_lines(capsys.readouterr().err)
+    assert [r["message"] for r in records if r["event"] == "summary"] == ["no model over the threshold"]
+
+
+def run_cli(*argv, env_extra=None, timeout=60):
+    """The real command in a subprocess, as the CronJob runs it."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRAINER_")}
+    env.update(
+        {"RETRAINER_JOB_IMAGE": TRAIN_IMAGE, "KUBECONFIG": "/nonexistent/kubeconfig"}, **(env_extra or {})
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "retrain_controller", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def assert_exit_2_nothing_created(result, needle):
+    assert result.returncode == 2, result.stderr
+    reason = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(reason) == 1 and reason[0].startswith("retrain-controller: prometheus: "), result.stderr
+    assert needle in reason[0]
+    assert "kind: Job" not in result.stdout
+    assert not [r for r in json_lines(result.stdout + _json_only(result.stderr)) if r["event"] == "decision"]
+
+
+def _json_only(text):
+    return "\n".join(line for line in text.splitlines() if line.startswith("{"))
+
+
+def test_a_query_syntax_error_exits_2(prometheus):
+    result = run_cli(
+        "check", "--prometheus-url", prometheus.url, "--query", "max by (model_name (model_drift_score"
+    )
+    assert_exit_2_nothing_created(result, "bad_data: invalid parameter")
+
+
+def test_an_unreachable_prometheus_exits_2():
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("check", "--dry-run", "--prometheus-url", url)
+    assert_exit_2_nothing_created(result, f"cannot reach Prometheus at {url}")
+
+
+def test_a_prometheus_query_timeout_exits_2(prometheus):
+    # Prometheus itself enforces the timeout we send and answers 503 errorType=timeout.
+    result = run_cli("check", "--prometheus-url", prometheus.url, "--prometheus-timeout", "0.000001s")
+    assert_exit_2_nothing_created(result, "timeout: query timed out")
+
+
+def test_a_hung_connection_times_out_and_exits_2():
+    """A listener that accepts and never answers: the client's own timeout fires."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        result = run_cli("check", "--prometheus-url", url, "--prometheus-timeout", "0.5s")
+    assert_exit_2_nothing_created(result, "timed out querying")
+
+
+def test_watch_repeats_the_pass(prometheus):
+    result = run_cli(
+        "watch",
+        "--interval",
+        "1",
+        "--passes",
+        "2",
+        "--dry-run",
+        "--prometheus-url",
+        prometheus.url,
+        "--at",
+        str(prometheus.at),
+    )
+    assert result.returncode == 0, result.stderr
+    summaries = [r for r in json_lines(_json_only(result.stderr)) if r["event"] == "summary"]
+    assert [s["created"] for s in summaries] == [1, 1]  # default maxConcurrent is 1
+    assert result.stdout.count("kind: Job") == 2
+
+
+def test_without_a_cluster_a_real_pass_exits_4_after_deciding(prometheus):
+    result = run_cli("check", "--prometheus-url", prometheus.url, "--at", str(prometheus.at))
+    assert result.returncode == 4
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("retrain-controller: kubernetes: no Kubernetes configuration (in-cluster or kubeconfig)")
+    )
+
+
+class _ListStream:
+    def __init__(self, lines):
+        self.lines = lines
+
+    def write(self, text):
+        self.lines.append(text)
+
+    def flush(self):
+        pass
