@@ -19,6 +19,7 @@ from drift_detector import performance
 from drift_detector.metrics import Metrics
 from drift_detector.schema import Schema
 from drift_detector.state import Window
+from drift_detector.stats import DriftInputError
 
 LOG = logging.getLogger(__name__)
 
@@ -126,8 +127,13 @@ class Checker:
                     self.metrics.record_performance(self._performance(job.labelled) or {})
                 else:
                     self._check(job)
+            except DriftInputError as exc:  # e.g. a column with no value in this window
+                LOG.warning("window %d cannot be checked: %s", job.window.seq, exc)
+                self.metrics.event("window", "check_failed")
+                self.on_checked(job.window.seq)
             except Exception:  # a failed check must not stop the next one
                 LOG.exception("drift check failed")
+                self.metrics.event("window", "check_failed")
                 if job.window is not None:
                     self.on_checked(job.window.seq)
             finally:
@@ -156,7 +162,10 @@ class Checker:
         result["checked_at"] = now
         result["duration_seconds"] = duration
         if self.reports is not None and self._want_report(window.seq, result):
-            result["report"] = self.reports.submit(window.seq, self._report_frame(frame, window))
+            try:
+                result["report"] = self.reports.submit(window.seq, self._report_frame(frame, window))
+            except OSError as exc:  # reports are best effort; the check result stands
+                LOG.warning("could not queue a report for window %d: %s", window.seq, exc)
         self.metrics.record_check(result, duration, now)
         self._remember(result)
         self.on_checked(window.seq)
@@ -226,6 +235,7 @@ def _drift_dict(drift: Any) -> dict:
     d = drift.to_dict()
     return {
         "drift_share": float(d["drift_share"]),
+        "drift_share_threshold": float(d["drift_share_threshold"]),
         "n_drifted": int(d["n_drifted"]),
         "dataset_drift": bool(d["dataset_drift"]),
         "n_reference": int(d["n_reference"]),
@@ -235,7 +245,7 @@ def _drift_dict(drift: Any) -> dict:
                 "name": c["name"],
                 "kind": c["kind"],
                 "stattest": c["stattest"],
-                "score": float(c["score"]),
+                "score": c["score"],  # None when the statistic is undefined (NaN)
                 "threshold": float(c["threshold"]),
                 "drifted": bool(c["drifted"]),
             }

@@ -112,11 +112,11 @@ class Metrics:
                 if old is not None and old != stattest:
                     self.feature_score.remove(m, name, old)
                 self._feature_stattest[name] = stattest
-                self.feature_score.labels(m, name, stattest).set(col["score"])
+                self.feature_score.labels(m, name, stattest).set(_number(col["score"]))
                 self.feature_detected.labels(m, name).set(1 if col["drifted"] else 0)
             prediction = result.get("prediction_drift")
             if prediction is not None:
-                self.prediction_score.labels(m).set(prediction["score"])
+                self.prediction_score.labels(m).set(_number(prediction["score"]))
             self.record_performance(result.get("performance") or {})
             self.checks.labels(m).inc()
             self.check_duration.labels(m).observe(duration)
@@ -126,3 +126,7 @@ class Metrics:
         for metric, value in performance.items():
             if isinstance(value, float | int) and metric != "samples":
                 self.performance.labels(self.model_name, metric).set(value)
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else value

@@ -38,6 +38,7 @@ class Reports:
     def submit(self, seq: int, frame: pd.DataFrame) -> str:
         """Queue a report of this window; returns the file name it will have."""
         name = f"drift-report-w{seq:06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.html"
+        self.queue_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.queue_dir / (name + ".tmp")
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, self.queue_dir / (name + ".parquet"))

@@ -16,13 +16,12 @@ from typing import Any
 from drift_detector import decode
 from drift_detector.checker import Checker, Engine
 from drift_detector.decode import REQUEST_TYPE, BadInput, Event, keyed_row
-from drift_detector.engine import ReferenceProfile
 from drift_detector.metrics import Metrics
 from drift_detector.performance import infer_task
 from drift_detector.reports import Reports
 from drift_detector.schema import build_schema, load_reference
 from drift_detector.state import State
-from drift_detector.stats.spec import NUMERIC
+from drift_detector.stats import NUMERIC, ReferenceProfile
 from drift_detector.wal import WriteAheadLog
 
 LOG = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ class Service:
         s = self.settings
         reference = load_reference(s.reference)
         schema, prediction_spec = build_schema(reference, s)
-        features = ReferenceProfile.build(reference, schema.specs)
+        features = ReferenceProfile.build(reference, schema.specs, drift_share=s.drift_share)
         prediction = ReferenceProfile.build(reference, prediction_spec) if prediction_spec else None
         self._prediction_numeric = all(sp.kind == NUMERIC for sp in prediction_spec.values())
         task = s.task
