@@ -1,0 +1,39 @@
+"""Fixtures of the real-Kubernetes-API tier: one etcd + kube-apiserver for the whole session."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kube_harness import Cluster, install_crds, start_cluster, upstream_crd_files
+from kubernetes import client
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory) -> Cluster:
+    """kube-apiserver (RBAC, ServiceAccount tokens, TLS) and etcd on loopback, stopped after the session."""
+    directory = tmp_path_factory.mktemp("kube")
+    started, etcd = start_cluster(directory)
+    yield started
+    started.apiserver.stop()
+    etcd.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(cluster) -> client.ApiClient:
+    return cluster.admin_client()
+
+
+@pytest.fixture
+def namespace(admin) -> str:
+    """A fresh namespace per test. Nothing deletes namespaces here (no namespace controller runs),
+    so each test gets its own instead of cleaning up."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(admin).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    return name
+
+
+@pytest.fixture(scope="session")
+def crds(cluster) -> list[str]:
+    """The upstream KServe and prometheus-operator CRDs from the pinned Go modules, Established."""
+    return install_crds(cluster.dynamic_admin(), upstream_crd_files())
