@@ -317,12 +317,15 @@ class Service:
         self.metrics.window_samples.labels(self.settings.model_name).set(len(self.state.window.rows))
 
     def open_window(self) -> dict:
-        w = self.state.window
+        st, w = self.state, self.state.window
         return {
             "seq": w.seq,
             "rows": len(w.rows),
             "opened_at": w.opened_at,
-            "pending_joins": len(self.state.pending),
+            "pending_joins": len(st.pending),
+            "pending_rows": sum(len(e[2]) for e in st.pending.values() if e[2] is not None),
+            "closed_unchecked": len(st.closed),
+            "rows_total": st.rows_total,
         }
 
 

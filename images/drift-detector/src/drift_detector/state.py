@@ -54,11 +54,16 @@ class State:
         self.pending: OrderedDict[str, list] = OrderedDict()
         self.store: OrderedDict[str, list] = OrderedDict()  # rid -> predictions awaiting labels
         self.labelled: deque = deque(maxlen=performance_window)  # [prediction, label] pairs
-        self.labelled_total = 0  # pairs ever joined: tells the checker when there is news
+        self.labelled_total = 0  # pairs ever joined
+        self.rows_total = 0  # rows ever added to a window
 
     # --- apply ------------------------------------------------------------------------------
     def apply(self, rec: list) -> None:
         getattr(self, "_apply_" + rec[0])(*rec[1:])
+
+    def _add(self, rows: list, preds: list | None, ts: float) -> None:
+        self.window.add(rows, preds, ts)
+        self.rows_total += len(rows)
 
     def _apply_q(self, key: str, rid: str, ts: float, rows: list) -> None:
         entry = self.pending.get(key)
@@ -82,12 +87,12 @@ class State:
             return
         rid, ts, rows, preds = entry
         if rows is not None:  # a request without response still counts as input data
-            self.window.add(rows, None, ts)
+            self._add(rows, None, ts)
         elif preds is not None:  # a response without request can still be labelled
             self._store(rid, preds)
 
     def _apply_i(self, rows: list, preds: list | None, ids: list | None, ts: float) -> None:
-        self.window.add(rows, preds, ts)
+        self._add(rows, preds, ts)
         if ids and preds:
             for rid, pred in zip(ids, preds, strict=True):
                 if rid is not None and pred is not None:
@@ -122,12 +127,13 @@ class State:
         self.labelled.clear()
         self.labelled.extend(snap["labelled"])
         self.labelled_total = snap["labelled_total"]
+        self.rows_total = snap["rows_total"]
 
     # --- helpers ----------------------------------------------------------------------------
     def _joined(self, rid: str, ts: float, rows: list, preds: list) -> None:
         if len(preds) != len(rows):  # checked on the live path; keep replay total
             preds = None
-        self.window.add(rows, preds, ts)
+        self._add(rows, preds, ts)
         if preds is not None:
             self._store(rid, preds)
 
@@ -145,6 +151,7 @@ class State:
             "store": [[k, v] for k, v in self.store.items()],
             "labelled": list(self.labelled),
             "labelled_total": self.labelled_total,
+            "rows_total": self.rows_total,
         }
 
     # --- questions the live path asks before it writes a record ------------------------------
