@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared chartlib
 from kube_harness import Cluster, install_crds, start_cluster, upstream_crd_files
 from kubernetes import client
 
@@ -27,9 +31,14 @@ def admin(cluster) -> client.ApiClient:
 @pytest.fixture
 def namespace(admin) -> str:
     """A fresh namespace per test. Nothing deletes namespaces here (no namespace controller runs),
-    so each test gets its own instead of cleaning up."""
+    so each test gets its own instead of cleaning up. Its "default" ServiceAccount is created here,
+    as kube-controller-manager would: Pod admission requires the ServiceAccount to exist."""
     name = f"t-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(admin).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core = client.CoreV1Api(admin)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core.create_namespaced_service_account(
+        name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
+    )
     return name
 
 

@@ -1,0 +1,128 @@
+"""`helm install`, `helm upgrade` and `helm uninstall` of the chart against the real API server, for
+every chart-testing scenario (charts/kserve-model-monitoring/ci/*-values.yaml).
+
+helm 3 leaves field validation to the server, whose default only *warns* about unknown fields, so
+every rendered object is first created with dryRun=All and fieldValidation=Strict, and any warning
+helm relays from the server fails the test. kube-prometheus-stack is the offline stand-in (its
+prometheus-operator CRDs only), see tests/chartlib.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from chartlib import helm_env, prepared_chart, render_chart, scenario_files
+from kube_harness import REPO, strict_dry_run_create
+from kubernetes import client
+from kubernetes.dynamic.exceptions import NotFoundError
+
+HELM = str(REPO / ".tools" / "bin" / "helm")
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+UPGRADE_LABEL = "kmm-test/upgraded"
+
+
+def helm(cluster, *args: str) -> subprocess.CompletedProcess:
+    """Runs helm against the test cluster; fails with helm's output, and on any server warning."""
+    cmd = [HELM, "--kubeconfig", str(cluster.admin_kubeconfig), *args]
+    done = subprocess.run(cmd, env=helm_env(), capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, f"{' '.join(args[:2])} failed:\n{done.stderr}"
+    # client-go prints the API server's Warning headers (e.g. unknown fields) to stderr.
+    warnings = [line for line in done.stderr.splitlines() if "warnings.go" in line or "Warning:" in line]
+    assert not warnings, "the API server warned:\n" + "\n".join(warnings)
+    return done
+
+
+def is_hook(doc: dict) -> bool:
+    return "helm.sh/hook" in (doc["metadata"].get("annotations") or {})
+
+
+def release_name(scenario) -> str:
+    return "kmm-" + scenario.name.split("-")[0]
+
+
+def ensure_namespaces(admin, docs: list[dict]) -> None:
+    """Namespaces the chart writes into besides the release's (the retrainer's training namespace)
+    must exist beforehand, as in a real cluster."""
+    core = client.CoreV1Api(admin)
+    existing = {ns.metadata.name for ns in core.list_namespace().items}
+    for name in {d["metadata"].get("namespace") for d in docs} - existing - {None}:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+
+def live(dynamic, doc: dict) -> dict | None:
+    resource = dynamic.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+    try:
+        return resource.get(
+            name=doc["metadata"]["name"], namespace=doc["metadata"].get("namespace")
+        ).to_dict()
+    except NotFoundError:
+        return None
+
+
+def leftovers(dynamic, kinds: set[tuple[str, str]], namespaces: set[str], release: str) -> list[str]:
+    """Objects of the chart's kinds still carrying the release's instance label. An object that only
+    waits for a Kubernetes-owned finalizer (kubernetes.io/pvc-protection) is deleted: removing that
+    finalizer is kube-controller-manager's job, which this control plane does not run."""
+    found = []
+    for api_version, kind in sorted(kinds):
+        resource = dynamic.resources.get(api_version=api_version, kind=kind)
+        for namespace in sorted(namespaces):
+            items = resource.get(namespace=namespace, label_selector=f"{INSTANCE_LABEL}={release}").items
+            for item in items:
+                meta = item.metadata
+                finalizers = meta.finalizers or []
+                if meta.deletionTimestamp and all(f.startswith("kubernetes.io/") for f in finalizers):
+                    continue
+                found.append(f"{kind} {namespace}/{meta.name}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "scenario", scenario_files(), ids=lambda path: path.name.removesuffix("-values.yaml")
+)
+def test_scenario_installs_upgrades_and_uninstalls(cluster, admin, crds, namespace, scenario):
+    release = release_name(scenario)
+    docs = render_chart(values_files=[scenario], release=release, namespace=namespace)
+    objects = [d for d in docs if not is_hook(d)]
+    assert objects, "the scenario renders nothing"
+    for doc in docs:
+        doc["metadata"].setdefault("namespace", namespace)
+    ensure_namespaces(admin, docs)
+    dynamic = cluster.dynamic_admin()
+
+    # 1. The API server accepts every object as rendered, strictly.
+    for doc in objects:
+        strict_dry_run_create(dynamic, doc)
+
+    # 2. helm install: every object exists, labelled with the release.
+    helm(cluster, "install", release, str(prepared_chart()), "-n", namespace, "--values", str(scenario))
+    for doc in objects:
+        stored = live(dynamic, doc)
+        assert stored is not None, f"{doc['kind']} {doc['metadata']['name']} missing after install"
+        assert stored["metadata"]["labels"][INSTANCE_LABEL] == release
+    # Test hooks are Pods: admission needs their ServiceAccounts, which exist now.
+    for doc in docs:
+        if is_hook(doc):
+            strict_dry_run_create(dynamic, doc)
+
+    # 3. helm upgrade with changed values reaches every object.
+    helm(
+        cluster, "upgrade", release, str(prepared_chart()), "-n", namespace, "--values", str(scenario),
+        "--set-json", f'commonLabels={json.dumps({UPGRADE_LABEL: "yes"})}',
+    )  # fmt: skip
+    status = json.loads(helm(cluster, "status", release, "-n", namespace, "-o", "json").stdout)
+    assert (status["version"], status["info"]["status"]) == (2, "deployed")
+    for doc in objects:
+        stored = live(dynamic, doc)
+        assert stored["metadata"]["labels"].get(UPGRADE_LABEL) == "yes", f"{doc['kind']} not upgraded"
+
+    # 4. helm uninstall leaves nothing of ours, in any namespace the chart wrote to.
+    helm(cluster, "uninstall", release, "-n", namespace)
+    kinds = {(d["apiVersion"], d["kind"]) for d in docs}
+    namespaces = {d["metadata"]["namespace"] for d in docs}
+    assert leftovers(dynamic, kinds, namespaces, release) == []
+    for doc in objects:
+        stored = live(dynamic, doc)
+        assert stored is None or stored["metadata"].get("deletionTimestamp"), f"{doc['kind']} left behind"
