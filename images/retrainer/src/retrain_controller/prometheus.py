@@ -78,15 +78,14 @@ class DriftSource:
         if prom.ca_file and not os.path.isfile(prom.ca_file):
             raise ConfigError("prometheus.caFile", f"{prom.ca_file} does not exist")
         session.verify = prom.ca_file or not prom.insecure_skip_verify
-        headers = {}
         if prom.bearer_token_file:
-            headers["Authorization"] = f"Bearer {_read_token(prom.bearer_token_file)}"
+            _read_token(prom.bearer_token_file)  # fail early, as a config error, when unreadable
         # Connection errors get two quick retries; HTTP errors are answers and are not retried
         # (a query timeout answered with 503 must not turn into three timeouts).
         retry = Retry(total=2, connect=2, read=0, status=0, backoff_factor=0.2, raise_on_status=False)
         self._client = PrometheusConnect(
             url=prom.url,
-            headers=headers or None,
+            headers={},
             retry=retry,
             session=session,
             # The server gets the query timeout; the client waits a little longer for its answer.
@@ -100,6 +99,10 @@ class DriftSource:
         params = {"time": f"{at:.3f}", "timeout": f"{self._settings.prometheus.timeout_seconds:.6f}"}
         url = self._settings.prometheus.url
         timeout = f"{self._settings.prometheus.timeout_seconds:g}"
+        if self._settings.prometheus.bearer_token_file:
+            # Re-read on every query: projected ServiceAccount tokens rotate under a long `watch`.
+            token = _read_token(self._settings.prometheus.bearer_token_file)
+            self._client.headers["Authorization"] = f"Bearer {token}"
         try:
             return self._client.custom_query(promql, params=params)
         except requests.exceptions.Timeout as err:

@@ -1,0 +1,172 @@
+import re
+from pathlib import Path
+
+import pytest
+from helpers import TRAIN_IMAGE
+from retrain_controller.cli import OPTIONS, build_parser, main
+from retrain_controller.config import DEFAULTS, ConfigError, load_settings, parse_duration
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in list(__import__("os").environ):
+        if name.startswith("RETRAINER_") or name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("15m", 900),
+        ("1h30m", 5400),
+        ("2d", 172800),
+        ("1w", 604800),
+        ("0", 0),
+        (300, 300),
+        ("1.5h", 5400),
+    ],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text, "k") == seconds
+
+
+@pytest.mark.parametrize("text", ["15 minutes", "-5m", "m", "", "1y", True, "15m5"])
+def test_bad_durations_name_the_key(text):
+    with pytest.raises(ConfigError) as err:
+        parse_duration(text, "sustainedFor")
+    assert err.value.key == "sustainedFor"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_precedence_flag_over_environment_over_file_over_default(tmp_path, monkeypatch):
+    config = write(
+        tmp_path, f"threshold: 0.3\ncooldown: 2h\nmaxConcurrent: 4\njob:\n  image: {TRAIN_IMAGE}\n"
+    )
+    monkeypatch.setenv("RETRAINER_THRESHOLD", "0.4")
+    monkeypatch.setenv("RETRAINER_COOLDOWN", "3h")
+    parser = build_parser()
+    from retrain_controller.cli import _overrides
+
+    args = parser.parse_args(["check", "--threshold", "0.7"])
+    settings = load_settings(config, _overrides(args))
+    assert settings.threshold == 0.7  # flag
+    assert settings.cooldown_seconds == 3 * 3600  # environment
+    assert settings.max_concurrent == 4  # file
+    assert settings.sustained_for_seconds == 900  # default
+
+
+def test_options_work_before_and_after_the_command():
+    from retrain_controller.cli import _overrides
+
+    parser = build_parser()
+    assert _overrides(parser.parse_args(["--threshold", "0.1", "check"]))["threshold"] == "0.1"
+    assert _overrides(parser.parse_args(["check", "--threshold", "0.2"]))["threshold"] == "0.2"
+
+
+def test_help_lists_every_flag_with_its_environment_twin(capsys):
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for opt in OPTIONS:
+        assert opt.flag in text
+        assert f"[env {opt.env}]" in text
+    for required in ("--config", "--prometheus-url", "--threshold", "--sustained-for", "--cooldown"):
+        assert required in text
+    assert "--training-namespace" in text and "--dry-run" in text and "--max-concurrent" in text
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "argv", "key"),
+    [
+        ("threshold: high\n", [], "threshold"),
+        ("tresholds: 0.5\n", [], "tresholds"),
+        ("prometheus:\n  urll: http://x\n", [], "prometheus.urll"),
+        ("prometheus:\n  url: ftp://x\n", [], "prometheus.url"),
+        ("cooldown: soon\n", [], "cooldown"),
+        ("maxConcurrent: 0\n", [], "maxConcurrent"),
+        ("minCoverage: 1.5\n", [], "minCoverage"),
+        ("trainingNamespace: Not_A_Namespace\n", [], "trainingNamespace"),
+        ("job:\n  namePrefix: Re_Train\n", [], "job.namePrefix"),
+        ("job:\n  env: [{value: x}]\n", [], "job.env[0].name"),
+        ("job:\n  labels: {team: 1}\n", [], "job.labels"),
+        ("job:\n  backoffLimit: -1\n", [], "job.backoffLimit"),
+        ("job:\n  volumes: {a: b}\n", [], "job.volumes"),
+        ("job:\n  ttlSecondsAfterFinished: 60\n", [], "job.ttlSecondsAfterFinished"),
+        ("sustainedFor: 30s\nevaluationStep: 1m\n", [], "sustainedFor"),
+        ("", ["--threshold", "abc"], "threshold"),
+        ("", ["--max-concurrent", "two"], "maxConcurrent"),
+        ("", ["--at", "yesterday"], "--at"),
+        ("- a list\n", [], "--config"),
+        ("key: [unclosed\n", [], "--config"),
+    ],
+)
+def test_invalid_config_exits_1_naming_the_key(tmp_path, capsys, yaml_text, argv, key):
+    config = write(tmp_path, yaml_text)
+    code = main(["check", "--config", config, "--job-image", TRAIN_IMAGE, *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"retrain-controller: invalid config {key}: ")
+
+
+def test_missing_training_image_is_a_config_error(capsys):
+    assert main(["check"]) == 1
+    assert "invalid config job.image: the training image is required" in capsys.readouterr().err
+
+
+def test_unreadable_token_and_ca_files_are_config_errors(tmp_path, capsys):
+    assert main(["check", "--job-image", TRAIN_IMAGE, "--bearer-token-file", str(tmp_path / "none")]) == 1
+    assert "invalid config prometheus.bearerTokenFile" in capsys.readouterr().err
+    assert main(["check", "--job-image", TRAIN_IMAGE, "--ca-file", str(tmp_path / "none.pem")]) == 1
+    assert "invalid config prometheus.caFile" in capsys.readouterr().err
+
+
+def test_environment_booleans_are_checked(monkeypatch, capsys):
+    monkeypatch.setenv("RETRAINER_DRY_RUN", "maybe")
+    assert main(["check", "--job-image", TRAIN_IMAGE]) == 1
+    assert "invalid config --dry-run" in capsys.readouterr().err
+
+
+def readme_example() -> str:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(r"<!-- config-example -->\s*```yaml\n(.*?)```", text, re.S)
+    assert match, "README.md must hold the config example after <!-- config-example -->"
+    return match.group(1)
+
+
+def test_the_readme_example_is_a_valid_config(tmp_path):
+    settings = load_settings(write(tmp_path, readme_example()), {})
+    assert settings.job["image"]
+
+
+def test_the_readme_documents_every_config_key():
+    text = README.read_text(encoding="utf-8")
+
+    free_form = {
+        "job.resources",
+        "job.podSecurityContext",
+        "job.securityContext",
+        "job.labels",
+        "job.annotations",
+    }
+    free_form |= {"job.podLabels", "job.podAnnotations", "job.nodeSelector", "job.affinity"}
+
+    def keys(tree, prefix=""):
+        for key, value in tree.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict) and dotted not in free_form:
+                yield from keys(value, f"{dotted}.")
+            else:
+                yield dotted
+
+    missing = [key for key in keys(DEFAULTS) if f"`{key}`" not in text]
+    assert not missing, f"README.md does not document: {missing}"
