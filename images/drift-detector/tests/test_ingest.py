@@ -236,14 +236,14 @@ def test_feedback_joins_on_x_request_id_from_metadata(server):
             "/", content=body, headers=kserve_headers(event_id, REQUEST, **{"Ce-Metadata": meta})
         ).status_code
         == 200
-    )  # noqa: E501
+    )
     body = orjson.dumps({"predictions": [0.8]})
     assert (
         server.client.post(
             "/", content=body, headers=kserve_headers(event_id, RESPONSE, **{"Ce-Metadata": meta})
         ).status_code
         == 200
-    )  # noqa: E501
+    )
     assert server.client.post("/v1/feedback", json=[{"id": "req-abc-1", "label": 1}]).json()["matched"] == 1
 
 
