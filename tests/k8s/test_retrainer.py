@@ -1,0 +1,208 @@
+"""The retrain controller against the real API server and a real Prometheus, as the chart deploys it:
+the config is the chart's ConfigMap, the credential a TokenRequest token of the chart's retrainer
+ServiceAccount, and the only permissions those of the chart's Role in the training namespace.
+
+Prometheus holds backfilled series: one model drifted (0.9) for 40 minutes, one calm (0.2). The
+controller evaluates at a fixed time (--at) inside that history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from chartlib import helm_env, prepared_chart, scenario_files
+from kube_harness import REPO, request_token
+from kubernetes import client
+from prometheus_harness import now_aligned, openmetrics_gauge, start_prometheus
+
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+HELM = str(REPO / ".tools" / "bin" / "helm")
+RELEASE = "kmm-rt"
+DRIFTED, CALM = "fraud-detector", "churn-model"
+MANAGED_BY = "app.kubernetes.io/managed-by=kserve-model-monitoring-retrainer"
+HISTORY_SECONDS = 40 * 60
+
+
+def create_namespace(admin, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(admin)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    return name
+
+
+@pytest.fixture(scope="module")
+def namespaces(admin) -> tuple[str, str]:
+    """(release namespace, training namespace)."""
+    return create_namespace(admin, "models"), create_namespace(admin, "training")
+
+
+@pytest.fixture(scope="module")
+def evaluation_time() -> int:
+    return now_aligned(60) - 60
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory, namespaces, evaluation_time):
+    models_ns = namespaces[0]
+    series = {
+        (("model_name", DRIFTED), ("namespace", models_ns)): 0.9,
+        (("model_name", CALM), ("namespace", models_ns)): 0.2,
+    }
+    text = openmetrics_gauge("model_drift_score", series, evaluation_time - HISTORY_SECONDS, evaluation_time)
+    server = start_prometheus(tmp_path_factory.mktemp("prometheus"), text)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def release(cluster, admin, crds, namespaces, prometheus, tmp_path_factory) -> dict:
+    """The chart installed with the retrainer on (bring-your-own-Prometheus scenario, pointed at the
+    test Prometheus); returns the retrainer's config file and a kubeconfig holding its SA token."""
+    models_ns, training_ns = namespaces
+    scenario = next(p for p in scenario_files() if p.name == "byo-prometheus-values.yaml")
+    overrides = {"retrainer.trainingNamespace": training_ns, "retrainer.prometheus.url": prometheus.url}
+    cmd = [HELM, "--kubeconfig", str(cluster.admin_kubeconfig), "install", RELEASE, str(prepared_chart())]
+    cmd += ["-n", models_ns, "--values", str(scenario)]
+    for key, value in overrides.items():
+        cmd += ["--set-json", f"{key}={json.dumps(value)}"]
+    installed = subprocess.run(cmd, env=helm_env(), capture_output=True, text=True, check=False)
+    assert installed.returncode == 0, installed.stderr
+
+    # What the CronJob's pod would have: the ConfigMap's file and its ServiceAccount's token.
+    batch = client.BatchV1Api(admin)
+    cronjob = batch.list_namespaced_cron_job(
+        models_ns, label_selector=f"app.kubernetes.io/instance={RELEASE}"
+    )
+    (cronjob,) = cronjob.items
+    pod_spec = cronjob.spec.job_template.spec.template.spec
+    config_map = next(v.config_map.name for v in pod_spec.volumes if v.config_map)
+    config_text = (
+        client.CoreV1Api(admin).read_namespaced_config_map(config_map, models_ns).data["config.yaml"]
+    )
+    directory = tmp_path_factory.mktemp("retrainer")
+    config_file = directory / "config.yaml"
+    config_file.write_text(config_text)
+    token = request_token(admin, models_ns, pod_spec.service_account_name)
+    kubeconfig = cluster.token_kubeconfig(directory / "retrainer.kubeconfig", token)
+    return {
+        "config": config_file,
+        "kubeconfig": kubeconfig,
+        "token": token,
+        "service_account": pod_spec.service_account_name,
+        "directory": directory,
+    }
+
+
+@pytest.fixture
+def no_jobs(admin, namespaces):
+    """Each test starts with no Jobs in the training namespace (deleted with the admin credential;
+    Background propagation needs no garbage collector for the Job itself)."""
+    batch = client.BatchV1Api(admin)
+    batch.delete_collection_namespaced_job(namespaces[1], propagation_policy="Background")
+    assert batch.list_namespaced_job(namespaces[1]).items == []
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def log(self) -> list[dict]:
+        """The JSON log lines (stdout, or stderr in a dry run)."""
+        lines = (self.stdout + "\n" + self.stderr).splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def decision(self, model: str) -> dict:
+        (entry,) = [e for e in self.log if e.get("event") == "decision" and e["model"] == model]
+        return entry
+
+
+def start_check(release: dict, evaluation_time: int, *extra: str, kubeconfig: Path | None = None):
+    """`python -m retrain_controller check` as the CronJob runs it, with the chart's config file."""
+    argv = [PYTHON, "-m", "retrain_controller", "check", "--config", str(release["config"])]
+    argv += ["--kubeconfig", str(kubeconfig or release["kubeconfig"]), "--at", str(evaluation_time), *extra]
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("RETRAINER_", "KUBERNETES_", "KUBECONFIG"))
+    }
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen) -> Run:
+    stdout, stderr = process.communicate(timeout=120)
+    return Run(process.returncode, stdout, stderr)
+
+
+def run_check(release: dict, evaluation_time: int, *extra: str, kubeconfig: Path | None = None) -> Run:
+    return finish(start_check(release, evaluation_time, *extra, kubeconfig=kubeconfig))
+
+
+def training_jobs(admin, namespaces) -> list[client.V1Job]:
+    return client.BatchV1Api(admin).list_namespaced_job(namespaces[1]).items
+
+
+# --- the happy path, guarded ----------------------------------------------------------------
+
+
+def test_drift_creates_one_job_in_the_training_namespace(
+    admin, namespaces, release, evaluation_time, no_jobs
+):
+    run = run_check(release, evaluation_time)
+    assert run.code == 0, run.stderr
+    drifted, calm = run.decision(DRIFTED), run.decision(CALM)
+    assert (drifted["action"], drifted["reason"], drifted["outcome"]) == (
+        "create",
+        "drift_sustained",
+        "created",
+    )
+    assert (calm["action"], calm["reason"]) == ("skip", "below_threshold")
+
+    (job,) = training_jobs(admin, namespaces)
+    assert job.metadata.name == drifted["job"]
+    assert job.metadata.labels["app.kubernetes.io/instance"] == RELEASE
+    assert job.metadata.labels["kserve-model-monitoring/model"] == DRIFTED
+    assert float(job.metadata.annotations["kserve-model-monitoring/drift-value"]) == pytest.approx(0.9)
+    assert client.BatchV1Api(admin).list_namespaced_job(namespaces[0]).items == []
+
+
+def test_second_run_skips_the_model_with_an_active_job(admin, namespaces, release, evaluation_time, no_jobs):
+    first = run_check(release, evaluation_time)
+    assert first.code == 0, first.stderr
+    second = run_check(release, evaluation_time)
+    assert second.code == 0, second.stderr
+    assert (second.decision(DRIFTED)["action"], second.decision(DRIFTED)["reason"]) == ("skip", "job_active")
+    assert len(training_jobs(admin, namespaces)) == 1
+
+
+def test_overlapping_runs_create_one_job(admin, namespaces, release, evaluation_time, no_jobs):
+    runs = [finish(p) for p in [start_check(release, evaluation_time) for _ in range(3)]]
+    assert [run.code for run in runs] == [0, 0, 0], [run.stderr for run in runs]
+    outcomes = sorted(run.decision(DRIFTED).get("outcome") or run.decision(DRIFTED)["reason"] for run in runs)
+    assert outcomes.count("created") == 1, outcomes
+    assert set(outcomes) <= {"created", "already_exists", "job_active"}, outcomes
+    assert len(training_jobs(admin, namespaces)) == 1
+
+
+def test_job_with_the_same_name_already_present_counts_as_done(
+    admin, namespaces, release, evaluation_time, no_jobs
+):
+    # The Job the controller would create (--dry-run prints it), created first without the
+    # controller's labels so the list guard cannot see it: only AlreadyExists stops a duplicate.
+    planned_run = run_check(release, evaluation_time, "--dry-run")
+    assert planned_run.code == 0, planned_run.stderr
+    (planned,) = [doc for doc in yaml.safe_load_all(planned_run.stdout) if doc]
+    planned["metadata"]["labels"] = {"created-by": "someone-else"}
+    client.BatchV1Api(admin).create_namespaced_job(namespaces[1], client.V1Job.from_dict(planned))
+
+    run = run_check(release, evaluation_time)
+    assert run.code == 0, run.stderr
+    assert run.decision(DRIFTED)["outcome"] == "already_exists"
+    assert [job.metadata.name for job in training_jobs(admin, namespaces)] == [planned["metadata"]["name"]]
