@@ -13,7 +13,7 @@ from conftest import free_port
 from helpers import TRAIN_IMAGE, InMemoryJobStore, make_settings
 from retrain_controller.cli import main
 from retrain_controller.controller import EventLog, run_pass
-from retrain_controller.jobstore import AlreadyExistsError, ForbiddenError
+from retrain_controller.jobstore import AlreadyExistsError, ForbiddenError, JobStoreError
 from retrain_controller.prometheus import DriftSource
 
 FRAUD = "Fraud_Model.v2/EU ünïcode"
@@ -115,6 +115,12 @@ def test_a_pass_creates_through_the_job_store_and_the_next_pass_is_guarded(prome
     assert len(store.created) == 3
     assert {d["reason"] for d in decisions if d["namespace"] in ("ml", "other", "team-a")} >= {"job_active"}
     assert not [d for d in decisions if d["action"] == "create"]
+    summary = json_lines("".join(log_lines))[-1]
+    assert (summary["created"], summary["held_back"], summary["skipped"]) == (0, 3, 4)
+    assert (
+        summary["message"]
+        == "0 retrain Job(s) created, 3 held back by the job, cooldown or concurrency guards"
+    )
 
 
 def test_already_exists_counts_as_done(prometheus):
@@ -132,8 +138,25 @@ def test_already_exists_counts_as_done(prometheus):
         )
         == 0
     )
-    outcomes = [r["outcome"] for r in json_lines("".join(lines)) if r.get("action") == "create"]
-    assert outcomes == ["already_exists"] * 3
+    records = json_lines("".join(lines))
+    assert [r["outcome"] for r in records if r.get("action") == "create"] == ["already_exists"] * 3
+    summary = records[-1]
+    assert summary["message"] == "0 retrain Job(s) created, 3 already existed"
+    assert (summary["created"], summary["already_exists"], summary["failed"]) == (0, 3, 0)
+
+
+def test_a_rejected_job_is_logged_the_pass_goes_on_and_exits_4(prometheus):
+    settings = make_settings(prometheus={"url": prometheus.url}, maxConcurrent=5)
+    store = InMemoryJobStore(
+        fail_create=JobStoreError("kubernetes API answered 422 Invalid to create jobs.batch")
+    )
+    lines: list[str] = []
+    log = EventLog(_ListStream(lines))
+    assert run_pass(settings, DriftSource(settings), store, now=prometheus.at, dry_run=False, log=log) == 4
+    records = json_lines("".join(lines))
+    failed = [r for r in records if r.get("outcome") == "error"]
+    assert len(failed) == 3 and all("422 Invalid" in r["detail"] for r in failed)
+    assert records[-1]["failed"] == 3
 
 
 def test_forbidden_exits_3_naming_the_permission(prometheus, monkeypatch, capsys):

@@ -6,6 +6,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from typing import Any, TextIO
 
 import yaml
@@ -63,57 +64,69 @@ def run_pass(
     manifests_out: TextIO | None = None,
 ) -> int:
     """Returns the exit code; every decision is logged, errors are raised only for the CLI's one-liner."""
-    manifests_out = manifests_out or sys.stdout
     observations, queries = source.observe(now)
-    if not observations:
-        log.emit(
-            "summary", message="no model over the threshold", models=0, created=0, skipped=0, at=rfc3339(now)
-        )
-        return EXIT_OK
-    jobs = store.list_jobs(settings.training_namespace, release_selector(settings.release))
-    decisions = decide(observations, jobs, settings, queries, now)
-    created = skipped = failed = 0
-    failure_code = EXIT_OK
+    outcomes: Counter[str] = Counter()
+    decisions: list[Decision] = []
+    if observations:
+        jobs = store.list_jobs(settings.training_namespace, release_selector(settings.release))
+        decisions = decide(observations, jobs, settings, queries, now)
     for decision in decisions:
-        fields = _decision_fields(decision)
         if decision.action != CREATE:
-            skipped += 1
-            log.emit("decision", **fields)
+            outcomes["held_back" if decision.reason not in DRIFT_GATE_REASONS else "skipped"] += 1
+            log.emit("decision", **_decision_fields(decision))
             continue
-        if dry_run:
-            manifests_out.write("---\n" + yaml.safe_dump(decision.manifest, sort_keys=False))
-            manifests_out.flush()
-            log.emit("decision", **fields, outcome="dry_run")
-            created += 1
-            continue
-        try:
-            store.create_job(settings.training_namespace, decision.manifest or {})
-            outcome = "created"
-        except AlreadyExistsError:
-            outcome = "already_exists"  # an overlapping run created the same deterministic name: done
-        except ForbiddenError:
-            log.emit("decision", **fields, outcome="forbidden")
-            raise
-        except JobStoreError as err:
-            log.emit("decision", **fields, outcome="error", error=str(err))
-            failed += 1
-            failure_code = EXIT_KUBERNETES
-            continue
-        created += 1
-        log.emit("decision", **fields, outcome=outcome)
-    over = [d for d in decisions if d.reason not in DRIFT_GATE_REASONS]
-    verb = "would be created" if dry_run else "created"
+        outcome = _create(decision, settings, store, dry_run, log, manifests_out or sys.stdout)
+        outcomes[outcome] += 1
+        log.emit("decision", **_decision_fields(decision), outcome=outcome)
     log.emit(
         "summary",
-        message=f"{created} retrain Job(s) {verb}" if over else "no model over the threshold",
+        message=_summary(outcomes, dry_run),
         models=len(decisions),
-        created=created,
-        skipped=skipped,
-        failed=failed,
+        created=outcomes["created"] + outcomes["dry_run"],  # in a dry run: would be created
+        already_exists=outcomes["already_exists"],
+        held_back=outcomes["held_back"],
+        skipped=outcomes["skipped"],
+        failed=outcomes["error"],
         dry_run=dry_run,
         at=rfc3339(now),
     )
-    return failure_code
+    return EXIT_KUBERNETES if outcomes["error"] else EXIT_OK
+
+
+def _create(
+    decision: Decision, settings: Settings, store: JobStore, dry_run: bool, log: EventLog, out: TextIO
+) -> str:
+    """Creates (or prints) the decided Job and says how it went; Forbidden ends the pass."""
+    if dry_run:
+        out.write("---\n" + yaml.safe_dump(decision.manifest, sort_keys=False))
+        out.flush()
+        return "dry_run"
+    try:
+        store.create_job(settings.training_namespace, decision.manifest or {})
+    except AlreadyExistsError:
+        return "already_exists"  # an overlapping run created the same deterministic name: done
+    except ForbiddenError:
+        log.emit("decision", **_decision_fields(decision), outcome="forbidden")
+        raise
+    except JobStoreError as err:
+        decision.detail = f"{decision.detail}; {err}"
+        return "error"
+    return "created"
+
+
+def _summary(outcomes: Counter[str], dry_run: bool) -> str:
+    acted = outcomes["created"] + outcomes["dry_run"] + outcomes["already_exists"] + outcomes["error"]
+    if not acted and not outcomes["held_back"]:
+        return "no model over the threshold"
+    verb = "would be created" if dry_run else "created"
+    parts = [f"{outcomes['dry_run' if dry_run else 'created']} retrain Job(s) {verb}"]
+    if outcomes["already_exists"]:
+        parts.append(f"{outcomes['already_exists']} already existed")
+    if outcomes["held_back"]:
+        parts.append(f"{outcomes['held_back']} held back by the job, cooldown or concurrency guards")
+    if outcomes["error"]:
+        parts.append(f"{outcomes['error']} failed")
+    return ", ".join(parts)
 
 
 def one_pass_exit_code(run: Any, log: EventLog, err_stream: TextIO) -> int:
