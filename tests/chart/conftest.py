@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for char
 from chartlib import REPO, render_chart, render_raw, scenario_files
 
 SCENARIOS = {path.name.removesuffix("-values.yaml"): path for path in scenario_files()}
+# The values ci/kind-e2e.sh installs in a real cluster get the same offline checks.
+SCENARIOS["kind-e2e"] = REPO / "ci" / "kind-values.yaml"
 SCHEMA_DIR = REPO / "build" / "crd-schemas"
 
 
