@@ -85,3 +85,19 @@ def test_retrainer_config_defaults_to_the_bundled_prometheus(scenario_docs):
     config = yaml.safe_load(cm["data"]["config.yaml"])
     # kube-prometheus-stack names its Prometheus Service <fullname, cut to 26>-prometheus, port 9090.
     assert config["prometheus"]["url"] == "http://platform-prometheus.models.svc.cluster.local:9090"
+
+
+def test_drift_detector_config_schema_lists_exactly_the_settings_file_keys():
+    """values.schema.json's driftDetector.config knows every drift detector setting that is not a flag."""
+    import dataclasses
+    import json
+
+    from chartlib import CHART_DIR
+    from drift_detector.config import FLAGS, Settings
+
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    config = schema["properties"]["driftDetector"]["properties"]["config"]
+    flags = {name for _, name, _, _ in FLAGS}
+    settings = {f.name for f in dataclasses.fields(Settings)} - flags
+    assert config["additionalProperties"] is False
+    assert set(config["properties"]) == settings
