@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chartlib import helm_env, prepared_chart, scenario_files
-from kube_harness import REPO, request_token
+from chartlib import helm_env, prepared_chart, render_chart, scenario_files
+from kube_harness import REPO, free_port, request_token, strict_dry_run_create, write_kubeconfig
 from kubernetes import client
 from prometheus_harness import now_aligned, openmetrics_gauge, start_prometheus
 
@@ -206,3 +206,173 @@ def test_job_with_the_same_name_already_present_counts_as_done(
     assert run.code == 0, run.stderr
     assert run.decision(DRIFTED)["outcome"] == "already_exists"
     assert [job.metadata.name for job in training_jobs(admin, namespaces)] == [planned["metadata"]["name"]]
+
+
+# --- RBAC: the chart's Role, really enforced --------------------------------------------------
+
+
+def request_status(api: client.ApiClient, method: str, path: str, body: dict | None = None, **query) -> int:
+    """HTTP status of one raw API request (any verb, any subresource) made with api's credential."""
+    content = "application/merge-patch+json" if method == "PATCH" else "application/json"
+    method, url, headers, body, post = api.param_serialize(
+        method, path, query_params=list(query.items()), body=body,
+        header_params={"Content-Type": content, "Accept": "application/json"}, auth_settings=["BearerToken"],
+    )  # fmt: skip
+    response = api.call_api(method, url, header_params=headers, body=body, post_params=post)
+    response.read()
+    return response.status
+
+
+def training_job(name: str = "rbac-probe") -> dict:
+    container = {"name": "train", "image": "registry.example/train:1", "command": ["true"]}
+    pod = {"spec": {"restartPolicy": "Never", "containers": [container]}}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": {"template": pod}}
+
+
+def refused_requests(models_ns: str, training_ns: str) -> dict[str, tuple]:
+    jobs = f"/apis/batch/v1/namespaces/{training_ns}/jobs"
+    pods = f"/api/v1/namespaces/{training_ns}/pods"
+    return {
+        "create jobs in the release namespace": ("POST", f"/apis/batch/v1/namespaces/{models_ns}/jobs", True),
+        "create jobs in default": ("POST", "/apis/batch/v1/namespaces/default/jobs", True),
+        "list jobs in the release namespace": ("GET", f"/apis/batch/v1/namespaces/{models_ns}/jobs", False),
+        "list jobs in all namespaces": ("GET", "/apis/batch/v1/jobs", False),
+        "get a job": ("GET", f"{jobs}/rbac-probe", False),
+        "watch jobs": ("GET", jobs, False, {"watch": "true", "timeoutSeconds": "1"}),
+        "update a job": ("PUT", f"{jobs}/rbac-probe", True),
+        "patch a job": ("PATCH", f"{jobs}/rbac-probe", {"metadata": {"labels": {"x": "y"}}}),
+        "update job status": ("PUT", f"{jobs}/rbac-probe/status", True),
+        "delete a job": ("DELETE", f"{jobs}/rbac-probe", False),
+        "delete all jobs": ("DELETE", jobs, False),
+        "create cronjobs": ("POST", f"/apis/batch/v1/namespaces/{training_ns}/cronjobs", False),
+        "list pods": ("GET", pods, False),
+        "create pods": ("POST", pods, False),
+        "exec into a pod": ("POST", f"{pods}/trainer/exec", False, {"command": "sh"}),
+        "read pod logs": ("GET", f"{pods}/trainer/log", False),
+        "list secrets": ("GET", f"/api/v1/namespaces/{training_ns}/secrets", False),
+        "create rolebindings": (
+            "POST",
+            f"/apis/rbac.authorization.k8s.io/v1/namespaces/{training_ns}/rolebindings",
+            False,
+        ),
+        "list namespaces": ("GET", "/api/v1/namespaces", False),
+    }
+
+
+def test_the_role_grants_list_and_create_of_jobs_in_the_training_namespace(cluster, namespaces, release):
+    api = cluster.token_client(release["token"])
+    jobs = f"/apis/batch/v1/namespaces/{namespaces[1]}/jobs"
+    assert request_status(api, "GET", jobs) == 200
+    assert request_status(api, "POST", jobs, training_job(), dryRun="All") == 201
+
+
+@pytest.mark.parametrize("what", list(refused_requests("m", "t")))
+def test_the_same_token_is_refused_everything_else(cluster, namespaces, release, what):
+    method, path, body, *query = refused_requests(*namespaces)[what]
+    if body is True:
+        body = training_job()
+    api = cluster.token_client(release["token"])
+    assert request_status(api, method, path, body or None, **(query[0] if query else {})) == 403
+
+
+# --- reliability: documented exit codes and one-line reasons ---------------------------------
+
+
+def one_line_reason(run: Run) -> str:
+    """The one plain-text line on stderr (the JSON log is on stdout)."""
+    lines = [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("{")]
+    assert len(lines) == 1, run.stderr
+    return lines[0]
+
+
+def test_forbidden_exits_3_naming_the_missing_permission(
+    admin, namespaces, release, evaluation_time, no_jobs
+):
+    # The release namespace has no Role for the retrainer: listing Jobs there is Forbidden.
+    run = run_check(release, evaluation_time, "--training-namespace", namespaces[0])
+    assert run.code == 3, run.stderr
+    reason = one_line_reason(run)
+    assert "forbidden" in reason and "list" in reason and "jobs" in reason and namespaces[0] in reason
+    assert client.BatchV1Api(admin).list_namespaced_job(namespaces[0]).items == []
+
+
+def test_api_server_unreachable_exits_4_and_creates_nothing(
+    cluster, admin, namespaces, release, evaluation_time, no_jobs
+):
+    kubeconfig = release["directory"] / "unreachable.kubeconfig"
+    write_kubeconfig(
+        kubeconfig, f"https://127.0.0.1:{free_port()}", cluster.ca_file, {"token": release["token"]}
+    )
+    run = run_check(release, evaluation_time, kubeconfig=kubeconfig)
+    assert run.code == 4, run.stderr
+    assert "unreachable" in one_line_reason(run)
+    assert training_jobs(admin, namespaces) == []
+
+
+def test_rejected_token_exits_4(cluster, admin, namespaces, release, evaluation_time, no_jobs):
+    kubeconfig = cluster.token_kubeconfig(release["directory"] / "bad-token.kubeconfig", "not-a-token")
+    run = run_check(release, evaluation_time, kubeconfig=kubeconfig)
+    assert run.code == 4, run.stderr
+    assert "401" in one_line_reason(run)
+    assert training_jobs(admin, namespaces) == []
+
+
+def test_prometheus_unreachable_exits_2_and_creates_nothing(
+    admin, namespaces, release, evaluation_time, no_jobs
+):
+    run = run_check(release, evaluation_time, "--prometheus-url", f"http://127.0.0.1:{free_port()}")
+    assert run.code == 2, run.stderr
+    assert one_line_reason(run)
+    assert training_jobs(admin, namespaces) == []
+
+
+def test_no_model_over_threshold_exits_0_without_calling_kubernetes(cluster, release, evaluation_time):
+    # An unreachable API server proves the pass never needed it.
+    kubeconfig = release["directory"] / "never-called.kubeconfig"
+    write_kubeconfig(kubeconfig, f"https://127.0.0.1:{free_port()}", cluster.ca_file, {"token": "unused"})
+    run = run_check(
+        release, evaluation_time, "--query", 'model_drift_score{model_name="absent"}', kubeconfig=kubeconfig
+    )
+    assert run.code == 0, run.stderr
+    summary = [entry for entry in run.log if entry.get("event") == "summary"]
+    assert summary and "no model over the threshold" in summary[-1]["message"]
+
+
+# --- the Jobs the chart's job templates produce are valid Kubernetes objects ------------------
+
+
+def retrainer_scenarios() -> list[Path]:
+    return [
+        p
+        for p in scenario_files()
+        if (yaml.safe_load(p.read_text()) or {}).get("retrainer", {}).get("enabled")
+    ]
+
+
+@pytest.mark.parametrize("scenario", retrainer_scenarios(), ids=lambda p: p.name.removesuffix("-values.yaml"))
+def test_jobs_from_each_scenarios_template_pass_strict_validation(
+    cluster, crds, namespaces, prometheus, evaluation_time, tmp_path, scenario
+):
+    models_ns, training_ns = namespaces
+    docs = render_chart(values_files=[scenario], release=RELEASE, namespace=models_ns)
+    pod_spec = next(d for d in docs if d["kind"] == "CronJob")["spec"]["jobTemplate"]["spec"]["template"][
+        "spec"
+    ]
+    mounted = next(v["configMap"]["name"] for v in pod_spec["volumes"] if "configMap" in v)
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == mounted)
+    config = tmp_path / "config.yaml"
+    config.write_text(config_map["data"]["config.yaml"])
+    # The scenario's own query may select other namespaces than the test series': use the default.
+    flags = {
+        "--config": config, "--prometheus-url": prometheus.url, "--training-namespace": training_ns,
+        "--at": evaluation_time, "--query": "max by (model_name, namespace) (model_drift_score)",
+        "--kubeconfig": tmp_path / "absent.kubeconfig",
+    }  # fmt: skip
+    argv = [PYTHON, "-m", "retrain_controller", "check", "--dry-run"]
+    argv += [str(part) for flag in flags.items() for part in flag]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    jobs = [doc for doc in yaml.safe_load_all(run.stdout) if doc]
+    assert [job["metadata"]["labels"]["kserve-model-monitoring/model"] for job in jobs] == [DRIFTED]
+    for job in jobs:
+        strict_dry_run_create(cluster.dynamic_admin(), job, training_ns)
