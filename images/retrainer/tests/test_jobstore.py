@@ -68,6 +68,7 @@ class _Source:
 
     def __init__(self, settings, observations):
         self.settings, self.observations = settings, observations
+        self.ignored_series = 0
 
     def observe(self, at):
         return self.observations, build_queries(self.settings)

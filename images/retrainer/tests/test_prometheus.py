@@ -173,6 +173,17 @@ def test_forbidden_exits_3_naming_the_permission(prometheus, monkeypatch, capsys
     assert [r["outcome"] for r in json_lines(out) if r.get("action") == "create"] == ["forbidden"]
 
 
+def test_series_without_the_model_label_are_reported(prometheus, capsys):
+    assert check(prometheus, "--query", "max(model_drift_score)") == 0
+    records = json_lines(capsys.readouterr().err)
+    warnings = [r["message"] for r in records if r["event"] == "warning" and "series" in r["message"]]
+    assert warnings == [
+        "1 series without the label 'model_name' ignored: the query must keep 'model_name' "
+        "(e.g. max by (model_name, ...))"
+    ]
+    assert records[-1]["message"] == "no model over the threshold"
+
+
 def test_an_empty_result_exits_0_with_no_model_over_the_threshold(prometheus, capsys):
     assert check(prometheus, "--query", 'model_drift_score{model_name="no-such-model"}') == 0
     records = json_lines(capsys.readouterr().err)
@@ -276,3 +287,48 @@ class _ListStream:
 
     def flush(self):
         pass
+
+
+def test_watch_keeps_going_after_a_failed_pass():
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("watch", "--interval", "1", "--passes", "2", "--prometheus-url", url)
+    assert result.returncode == 2
+    errors = [r for r in json_lines(result.stdout) if r["event"] == "error"]
+    assert [e["exit_code"] for e in errors] == [2, 2]
+
+
+def test_watch_stops_on_sigterm(prometheus):
+    import os
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRAINER_")}
+    env.update({"RETRAINER_JOB_IMAGE": TRAIN_IMAGE, "KUBECONFIG": "/nonexistent/kubeconfig"})
+    argv = [
+        "watch",
+        "--interval",
+        "300",
+        "--dry-run",
+        "--prometheus-url",
+        prometheus.url,
+        "--at",
+        str(prometheus.at),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "retrain_controller", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        # The first summary line means the first pass is done and the loop is waiting.
+        for line in proc.stderr:
+            if '"event": "summary"' in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        # Returns long before the 300 s interval would end (else the wait times out and fails).
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

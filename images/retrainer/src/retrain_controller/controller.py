@@ -65,6 +65,12 @@ def run_pass(
 ) -> int:
     """Returns the exit code; every decision is logged, errors are raised only for the CLI's one-liner."""
     observations, queries = source.observe(now)
+    if source.ignored_series:
+        log.emit(
+            "warning",
+            message=f"{source.ignored_series} series without the label {settings.model_label!r} ignored: "
+            f"the query must keep {settings.model_label!r} (e.g. max by ({settings.model_label}, ...))",
+        )
     outcomes: Counter[str] = Counter()
     decisions: list[Decision] = []
     if observations:

@@ -14,6 +14,7 @@ Models are visited from the highest drift down, so the worst model gets the free
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -154,6 +155,10 @@ def decide(
             o.model_name,
         ),
     )
+    # Indexed by the model label once, so a pass stays linear in models + Jobs.
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for job in jobs:
+        by_model[((job.get("metadata") or {}).get("labels") or {}).get(LABEL_MODEL, "")].append(job)
     decisions = []
     query = queries.sustained or queries.current
     for obs in ordered:
@@ -163,7 +168,7 @@ def decide(
         if drift:
             decision.reason, decision.detail = drift
             continue
-        guarded = _job_gate(obs, jobs, settings, now)
+        guarded = _job_gate(obs, by_model.get(label_value(obs.model_name), []), settings, now)
         if guarded:
             decision.reason, decision.job_name, decision.detail = guarded
             continue

@@ -73,6 +73,7 @@ class DriftSource:
 
     def __init__(self, settings: Settings):
         self._settings = settings
+        self.ignored_series = 0  # series of the last pass without the model label (cannot be acted on)
         prom = settings.prometheus
         session = requests.Session()
         if prom.ca_file and not os.path.isfile(prom.ca_file):
@@ -127,7 +128,11 @@ class DriftSource:
     def observe(self, at: float) -> tuple[list[Observation], Queries]:
         """One Observation per (namespace, model) seen by any of the queries."""
         queries = build_queries(self._settings)
-        current = self._by_model(self.query(queries.current, at))
+        result = self.query(queries.current, at)
+        self.ignored_series = sum(
+            1 for r in result if not r.get("metric", {}).get(self._settings.model_label)
+        )
+        current = self._by_model(result)
         if queries.sustained is None:
             sustained, coverage = current, {key: 1.0 for key in current}
         else:
