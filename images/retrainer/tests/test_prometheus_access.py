@@ -229,3 +229,33 @@ def test_a_wrong_token_exits_2_with_the_answer(token_proxy, tmp_path, capsys):
         == 2
     )
     assert "unauthorized: bad token" in capsys.readouterr().err
+
+
+def test_a_token_file_that_disappears_during_watch_exits_1(token_proxy, tmp_path, capsys, monkeypatch):
+    """Checked at start (config error), re-read every pass: losing it later is a config error too."""
+    import retrain_controller.prometheus as prometheus_module
+
+    url, at = token_proxy
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    reads = []
+    real_read = prometheus_module._read_token
+
+    def read_then_remove(path):
+        reads.append(path)
+        value = real_read(path)
+        if len(reads) == 1:
+            token.unlink()  # gone after the start-up check
+        return value
+
+    monkeypatch.setattr(prometheus_module, "_read_token", read_then_remove)
+    code = main(
+        ["check", "--dry-run", "--prometheus-url", url, "--at", str(at), "--bearer-token-file", str(token)]
+    )
+    assert code == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .startswith("retrain-controller: invalid config prometheus.bearerTokenFile: cannot read")
+    )

@@ -308,6 +308,8 @@ def build_settings(raw: dict[str, Any]) -> Settings:
     release = _typed(raw, "release", str)
     if not release or len(release) > 63:
         raise ConfigError("release", "must be 1 to 63 characters (it is a label value)")
+    if not _typed(raw, "modelLabel", str):
+        raise ConfigError("modelLabel", "must name the label that carries the model name")
     return Settings(
         prometheus=prometheus,
         query=query,

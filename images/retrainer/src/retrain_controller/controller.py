@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from retrain_controller.config import Settings
+from retrain_controller.config import ConfigError, Settings
 from retrain_controller.decision import CREATE, DRIFT_GATE_REASONS, Decision, decide
 from retrain_controller.jobstore import AlreadyExistsError, ForbiddenError, JobStore, JobStoreError
 from retrain_controller.manifest import release_selector, rfc3339
@@ -139,6 +139,8 @@ def one_pass_exit_code(run: Any, log: EventLog, err_stream: TextIO) -> int:
     """Runs a pass and turns the known failures into their exit code and a one-line reason."""
     try:
         return run()
+    except ConfigError as err:  # e.g. the token file vanished between two watch passes
+        code, message = EXIT_CONFIG, str(err)
     except PrometheusError as err:
         code, message = EXIT_PROMETHEUS, f"prometheus: {err}"
     except ForbiddenError as err:
