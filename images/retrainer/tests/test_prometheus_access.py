@@ -231,7 +231,7 @@ def test_a_wrong_token_exits_2_with_the_answer(token_proxy, tmp_path, capsys):
     assert "unauthorized: bad token" in capsys.readouterr().err
 
 
-def test_a_token_file_that_disappears_during_watch_exits_1(token_proxy, tmp_path, capsys, monkeypatch):
+def test_a_token_file_lost_after_start_exits_1(token_proxy, tmp_path, capsys, monkeypatch):
     """Checked at start (config error), re-read every pass: losing it later is a config error too."""
     import retrain_controller.prometheus as prometheus_module
 
