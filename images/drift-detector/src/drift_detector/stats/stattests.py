@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import DriftInputError
 from .spec import CATEGORICAL, NUMERIC
 
 
@@ -50,11 +51,14 @@ def resolve_stattest(name: str, kind: str, column: str) -> StatTest:
     """The registered test ``name``, if it may be assigned to a column of ``kind``."""
     test = STATTESTS.get(name)
     if test is None:
-        raise ValueError(f"column {column!r}: unknown stattest {name!r}; available: {sorted(STATTESTS)}")
+        raise DriftInputError(
+            f"column {column!r}: unknown stattest {name!r}; available: {sorted(STATTESTS)}", column=column
+        )
     if kind not in test.kinds:
-        raise ValueError(
+        raise DriftInputError(
             f"column {column!r}: stattest {name!r} does not apply to {kind} columns "
-            f"(it applies to: {', '.join(test.kinds)})"
+            f"(it applies to: {', '.join(test.kinds)})",
+            column=column,
         )
     return test
 
