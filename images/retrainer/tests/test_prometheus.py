@@ -227,6 +227,17 @@ def test_a_query_syntax_error_exits_2(prometheus):
     assert_exit_2_nothing_created(result, "bad_data: invalid parameter")
 
 
+@pytest.mark.parametrize("query", ["scalar(max(model_drift_score))", "model_drift_score[5m]"])
+def test_a_query_that_is_not_an_instant_vector_exits_2(prometheus, query, capsys):
+    assert check(prometheus, "--query", query, "--sustained-for", "0") == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .endswith("must return an instant vector (one value per model)")
+    )
+
+
 def test_an_unreachable_prometheus_exits_2():
     url = f"http://127.0.0.1:{free_port()}"
     result = run_cli("check", "--dry-run", "--prometheus-url", url)

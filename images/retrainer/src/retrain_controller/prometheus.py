@@ -105,7 +105,7 @@ class DriftSource:
             token = _read_token(self._settings.prometheus.bearer_token_file)
             self._client.headers["Authorization"] = f"Bearer {token}"
         try:
-            return self._client.custom_query(promql, params=params)
+            result = self._client.custom_query(promql, params=params)
         except requests.exceptions.Timeout as err:
             raise PrometheusError(
                 f"timed out querying {url} after {self._settings.prometheus.timeout_seconds}s"
@@ -124,6 +124,9 @@ class DriftSource:
             raise PrometheusError(
                 f"{url} did not answer like a Prometheus query API: {_first_line(err)}"
             ) from err
+        if not isinstance(result, list) or not all(isinstance(r, dict) and "value" in r for r in result):
+            raise PrometheusError(f"the query {promql!r} must return an instant vector (one value per model)")
+        return result
 
     def observe(self, at: float) -> tuple[list[Observation], Queries]:
         """One Observation per (namespace, model) seen by any of the queries."""
