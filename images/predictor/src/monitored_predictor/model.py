@@ -94,7 +94,7 @@ class MonitoredModel(Model):
     def predict(self, payload: tuple[np.ndarray, Any], headers: dict[str, str] | None = None) -> _Scored:
         features, v2_request = payload
         outputs, scores = self._score(features)
-        self.metrics.record_batch(features, scores)
+        self.metrics.record_batch(features, scores, all_finite=not self.settings.allow_non_finite)
         return _Scored(outputs, v2_request)
 
     def postprocess(

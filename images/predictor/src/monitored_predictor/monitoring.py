@@ -1,9 +1,10 @@
 """The predictor's Prometheus metrics (DESIGN.md metric contract), cheap enough for the request path.
 
 Counters and the latency histogram are prometheus_client objects with their label children bound once
-at start-up. The score histogram and the feature means are updated for a whole batch with a few numpy
-operations and exposed by a custom collector, so their cost does not grow with a Python loop per
-instance or per feature.
+at start-up. The score histogram and the feature means are numpy-backed and exposed by a custom
+collector: a request only appends its arrays to a pending list (no per-instance or per-feature Python
+loop); the list is folded in with a few vectorised operations every FOLD_EVERY batches and before each
+scrape, so /metrics always shows every instance answered so far.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .inputs import ERROR_REASONS
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Scores are probabilities: 20 equal-width buckets resolve shifts of 0.05.
 PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+FOLD_EVERY = 64  # pending batches kept before folding; bounds the memory held between scrapes
 # Regression values have no known scale: symmetric decades from 0.001 to 1e6.
 REGRESSION_BUCKETS = tuple(
     sorted([-(10.0**e) for e in range(-3, 7)] + [0.0] + [10.0**e for e in range(-3, 7)])
@@ -67,31 +69,28 @@ class FeatureMeans:
         self.decay = 0.5 ** (1.0 / half_life)
         self.weighted_sum = np.zeros(n_features)
         self.weight = np.zeros(n_features)
-        self._weights_cache: dict[int, tuple[float, np.ndarray]] = {}
 
-    def update(self, matrix: np.ndarray) -> None:
-        n = matrix.shape[0]
-        batch_decay, weights = self._weights(n)
-        finite = np.isfinite(matrix)
-        if finite.all():
-            self.weighted_sum = self.weighted_sum * batch_decay + weights @ matrix
-            self.weight = self.weight * batch_decay + weights.sum()
+    def update(self, matrix: np.ndarray, all_finite: bool) -> None:
+        """Fold in a batch; `all_finite` lets the caller skip a NaN scan it has already done."""
+        batch_decay, weights, weight_sum = self._weights(matrix.shape[0])
+        self.weighted_sum *= batch_decay
+        self.weight *= batch_decay
+        if all_finite:
+            self.weighted_sum += weights @ matrix
+            self.weight += weight_sum
         else:
-            self.weighted_sum = self.weighted_sum * batch_decay + weights @ np.where(finite, matrix, 0.0)
-            self.weight = self.weight * batch_decay + weights @ finite
+            finite = np.isfinite(matrix)
+            self.weighted_sum += weights @ np.where(finite, matrix, 0.0)
+            self.weight += weights @ finite
 
     def means(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.weighted_sum / self.weight
 
-    def _weights(self, n: int) -> tuple[float, np.ndarray]:
-        # Row i of an n-row batch is n-1-i instances older than the newest row.
-        cached = self._weights_cache.get(n)
-        if cached is None:
-            cached = (self.decay**n, self.decay ** np.arange(n - 1, -1, -1, dtype=np.float64))
-            if len(self._weights_cache) < 256:
-                self._weights_cache[n] = cached
-        return cached
+    def _weights(self, n: int) -> tuple[float, np.ndarray, float]:
+        # Row i of an n-row fold is n-1-i instances older than the newest row.
+        weights = self.decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
+        return self.decay**n, weights, float(weights.sum())
 
 
 class PredictorMetrics(Collector):
@@ -113,6 +112,7 @@ class PredictorMetrics(Collector):
         self._numeric_names = [feature_names[i] for i in self._numeric_index]
         self._scores = BatchHistogram(prediction_buckets)
         self._means = FeatureMeans(len(self._numeric_index), feature_mean_half_life)
+        self._pending: list[tuple[np.ndarray, np.ndarray, bool]] = []
 
         labels = ["model_name"]
         self.predictions = Counter(
@@ -134,14 +134,32 @@ class PredictorMetrics(Collector):
         self.errors = {reason: errors.labels(model_name, reason) for reason in ERROR_REASONS}
         registry.register(self)
 
-    def record_batch(self, features: np.ndarray, scores: np.ndarray) -> None:
-        """Count the instances, add the scores to the distribution and the features to their means."""
+    def record_batch(self, features: np.ndarray, scores: np.ndarray, all_finite: bool) -> None:
+        """Count the instances; queue the scores and features for the distribution and the means.
+
+        `all_finite`: the features are known to hold no NaN/inf (the decoder rejected them).
+        """
         numeric = features if self._all_numeric else features[:, self._numeric_index].astype(np.float64)
         with self._lock:
-            self._scores.observe_many(scores)
-            if numeric.shape[1]:
-                self._means.update(numeric)
+            self._pending.append((numeric, scores, all_finite))
+            if len(self._pending) >= FOLD_EVERY:
+                self._fold()
         self.predictions.inc(scores.shape[0])
+
+    def _fold(self) -> None:
+        """Fold the pending batches, in arrival order, into the histogram and the means (lock held)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        if len(pending) == 1:
+            numeric, scores, all_finite = pending[0]
+        else:
+            numeric = np.concatenate([p[0] for p in pending])
+            scores = np.concatenate([p[1] for p in pending])
+            all_finite = all(p[2] for p in pending)
+        self._scores.observe_many(scores)
+        if numeric.shape[1]:
+            self._means.update(numeric, all_finite)
 
     def record_error(self, reason: str) -> None:
         self.errors.get(reason, self.errors["internal_error"]).inc()
@@ -149,6 +167,7 @@ class PredictorMetrics(Collector):
     # --- Collector: the two numpy-backed metrics --------------------------------------------------
     def collect(self) -> Iterable[Metric]:
         with self._lock:
+            self._fold()
             buckets = self._scores.buckets()
             total = self._scores.total
             means = self._means.means()
