@@ -37,3 +37,9 @@ def crd_schemas() -> Path:
         check=True,
     )
     return SCHEMA_DIR
+
+
+def pytest_report_header(config):
+    from chartlib import STANDIN_NOTICE
+
+    return STANDIN_NOTICE
