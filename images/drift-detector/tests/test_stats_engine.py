@@ -293,6 +293,19 @@ def test_all_missing_column_in_window() -> None:
         profile.check(pd.DataFrame({"a": [np.nan, np.nan], "c": ["x", "y"]}))
 
 
+def test_empty_columns_can_be_skipped() -> None:
+    reference = pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0) * 2, "c": list("xyxyxyxyxy")})
+    profile = ReferenceProfile.build(reference, infer_column_specs(reference))
+    window = pd.DataFrame({"a": np.arange(5.0) + 100, "b": [np.nan] * 5, "c": [None] * 5})
+    result = profile.check(window, skip_empty_columns=True)
+    assert [c.name for c in result.columns] == ["a"]
+    assert result.skipped == {"b": "no values in the current window", "c": "no values in the current window"}
+    assert (result.n_drifted, result.drift_share, result.dataset_drift) == (1, 1.0, True)
+    assert result.to_dict()["skipped"] == result.skipped
+    with pytest.raises(DriftInputError, match=r"no column has values in the current window"):
+        profile.check(window.assign(a=np.nan), skip_empty_columns=True)
+
+
 def test_strings_in_a_numeric_column() -> None:
     profile = numeric_profile(np.arange(10.0))
     with pytest.raises(

@@ -30,6 +30,8 @@ Missing values: a column that holds a NaN loses its NaN and +-inf values, for th
 (Evidently's rule); the rest of the row still counts for the other columns. A column with no
 value left, a column missing from the window, an empty window, or non-numeric values in a
 numeric column raise ``DriftInputError`` (a ``ValueError``) whose message names the problem.
+``check(window, skip_empty_columns=True)`` instead leaves columns without values out of that
+check (``DriftResult.skipped``) and computes the share over the others.
 
 Kinds are fixed when the profile is built (Evidently re-reads dtypes on every run).
 """

@@ -85,8 +85,13 @@ class ReferenceProfile:
             )
         return cls(columns, len(reference), drift_share)
 
-    def check(self, current: pd.DataFrame) -> DriftResult:
-        """Test a window. Missing values are dropped per column, never whole rows."""
+    def check(self, current: pd.DataFrame, *, skip_empty_columns: bool = False) -> DriftResult:
+        """Test a window. Missing values are dropped per column, never whole rows.
+
+        A column left with no value fails the check, as in Evidently, unless
+        ``skip_empty_columns``: then it is listed in ``DriftResult.skipped`` and left out of the
+        dataset share.
+        """
         if not isinstance(current, pd.DataFrame):
             raise DriftInputError(f"current data must be a pandas DataFrame, got {type(current).__name__}")
         if len(current) == 0:
@@ -94,7 +99,15 @@ class ReferenceProfile:
         missing = [c.name for c in self._columns if c.name not in current.columns]
         if missing:
             raise DriftInputError(f"columns missing from the current data: {missing}")
-        results = [self._check_column(column, current[column.name]) for column in self._columns]
+        results, skipped = [], {}
+        for column in self._columns:
+            result = self._check_column(column, current[column.name], raise_if_empty=not skip_empty_columns)
+            if result is None:
+                skipped[column.name] = "no values in the current window"
+            else:
+                results.append(result)
+        if not results:
+            raise DriftInputError(f"no column has values in the current window: {list(skipped)}")
         n_drifted = sum(r.drifted for r in results)
         share = n_drifted / len(results)
         return DriftResult(
@@ -105,13 +118,16 @@ class ReferenceProfile:
             drift_share_threshold=self.drift_share,
             n_reference=self.n_reference,
             n_current=len(current),
+            skipped=skipped,
         )
 
-    def _check_column(self, column: _Column, values: pd.Series) -> ColumnDrift:
+    def _check_column(self, column: _Column, values: pd.Series, raise_if_empty: bool) -> ColumnDrift | None:
         ref = column.reference
         current = ref.current_values(values)
         n_current = int(current.size) if isinstance(current, np.ndarray) else sum(current.values())
         if n_current == 0:
+            if not raise_if_empty:
+                return None
             raise DriftInputError(
                 f"column {column.name!r} has no values in the current window (all missing)",
                 column=column.name,

@@ -44,7 +44,10 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class DriftResult:
-    """All columns' verdicts and the dataset verdict (``drift_share >= drift_share_threshold``)."""
+    """All columns' verdicts and the dataset verdict (``drift_share >= drift_share_threshold``).
+
+    ``skipped`` maps columns left out of this check (``check(skip_empty_columns=True)``) to why.
+    """
 
     columns: list[ColumnDrift]
     drift_share: float
@@ -53,6 +56,7 @@ class DriftResult:
     drift_share_threshold: float
     n_reference: int
     n_current: int
+    skipped: dict[str, str] = field(default_factory=dict)
     _by_name: dict[str, ColumnDrift] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -70,4 +74,5 @@ class DriftResult:
             "drift_share_threshold": self.drift_share_threshold,
             "n_reference": self.n_reference,
             "n_current": self.n_current,
+            "skipped": dict(self.skipped),
         }
