@@ -10,9 +10,11 @@ Drift is sustained when the minimum is over the threshold and enough steps had d
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 
 import requests
@@ -61,7 +63,7 @@ def build_queries(settings: Settings) -> Queries:
     )
 
 
-def _sample_value(raw: str) -> float:
+def _sample_value(raw: str | None) -> float:
     try:
         return float(raw)
     except (TypeError, ValueError):
@@ -97,32 +99,30 @@ class DriftSource:
         self._client.close()
 
     def query(self, promql: str, at: float) -> list[dict]:
-        params = {"time": f"{at:.3f}", "timeout": f"{self._settings.prometheus.timeout_seconds:.6f}"}
-        url = self._settings.prometheus.url
-        timeout = f"{self._settings.prometheus.timeout_seconds:g}"
-        if self._settings.prometheus.bearer_token_file:
+        """The instant vector of promql at time `at`; every failure becomes a one-line PrometheusError."""
+        prom = self._settings.prometheus
+        params = {"time": f"{at:.3f}", "timeout": f"{prom.timeout_seconds:.6f}"}
+        if prom.bearer_token_file:
             # Re-read on every query: projected ServiceAccount tokens rotate under a long `watch`.
-            token = _read_token(self._settings.prometheus.bearer_token_file)
-            self._client.headers["Authorization"] = f"Bearer {token}"
+            self._client.headers["Authorization"] = f"Bearer {_read_token(prom.bearer_token_file)}"
+        timed_out = f"timed out querying {prom.url} after {prom.timeout_seconds:g}s"
         try:
             result = self._client.custom_query(promql, params=params)
         except requests.exceptions.Timeout as err:
-            raise PrometheusError(
-                f"timed out querying {url} after {self._settings.prometheus.timeout_seconds}s"
-            ) from err
+            raise PrometheusError(timed_out) from err
         except requests.exceptions.SSLError as err:
-            raise PrometheusError(f"TLS error talking to {url}: {_first_line(err)}") from err
+            raise PrometheusError(f"TLS error talking to {prom.url}: {_first_line(err)}") from err
         except requests.exceptions.ConnectionError as err:
             if _caused_by_timeout(err):  # urllib3 reports a read timeout after retries this way
-                raise PrometheusError(f"timed out querying {url} after {timeout}s") from err
-            raise PrometheusError(f"cannot reach Prometheus at {url}: {_root_cause(err)}") from err
+                raise PrometheusError(timed_out) from err
+            raise PrometheusError(f"cannot reach Prometheus at {prom.url}: {_root_cause(err)}") from err
         except requests.exceptions.RequestException as err:
-            raise PrometheusError(f"request to {url} failed: {_first_line(err)}") from err
+            raise PrometheusError(f"request to {prom.url} failed: {_first_line(err)}") from err
         except PrometheusApiClientException as err:
             raise PrometheusError(f"Prometheus rejected the query {promql!r}: {_api_error(err)}") from err
         except (ValueError, KeyError) as err:
             raise PrometheusError(
-                f"{url} did not answer like a Prometheus query API: {_first_line(err)}"
+                f"{prom.url} did not answer like a Prometheus API: {_first_line(err)}"
             ) from err
         if not isinstance(result, list) or not all(isinstance(r, dict) and "value" in r for r in result):
             raise PrometheusError(f"the query {promql!r} must return an instant vector (one value per model)")
@@ -211,13 +211,14 @@ def _root_cause(err: BaseException) -> str:
 
 
 def _api_error(err: PrometheusApiClientException) -> str:
-    """The client puts the raw body in the message; Prometheus's JSON has errorType and error."""
+    """The client's message is `HTTP Status Code <n> (<bytes repr of the body>)`; Prometheus's JSON
+    body carries errorType and error."""
     text = str(err)
-    start, end = text.find("{"), text.rfind("}")
-    if start != -1 and end > start:
+    match = re.fullmatch(r"HTTP Status Code (\d+) \((b'.*'|b\".*\")\)", text, re.S)
+    if match:
         try:
-            body = json.loads(text[start : end + 1].encode().decode("unicode_escape"))
-            return f"{body.get('errorType', 'error')}: {body.get('error', '')}".strip()
-        except (ValueError, UnicodeDecodeError):
-            pass
+            body = json.loads(ast.literal_eval(match.group(2)))
+            return f"HTTP {match.group(1)} {body.get('errorType', 'error')}: {body.get('error', '')}".strip()
+        except (ValueError, SyntaxError, AttributeError):
+            return f"HTTP {match.group(1)}"
     return _first_line(err)
