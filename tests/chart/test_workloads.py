@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from conftest import SCENARIOS
 
 SECURE_CONTAINER = {
@@ -118,3 +119,21 @@ def test_payload_logger_reaches_the_drift_detector_service(scenario, scenario_do
     port = service["spec"]["ports"][0]["port"]
     expected = f"http://{meta['name']}.{meta['namespace']}.svc.cluster.local:{port}/"
     assert models[0]["spec"]["predictor"]["logger"]["url"] == expected
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_render_is_tidy(scenario, scenario_text):
+    """No whitespace-only lines (an empty optional block must leave nothing behind)."""
+    ragged = [
+        n for n, line in enumerate(scenario_text[scenario].splitlines(), 1) if line and not line.strip()
+    ]
+    assert not ragged, f"whitespace-only lines at {ragged[:10]}"
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_image_pull_secrets_reach_every_pod(scenario, scenario_docs):
+    values = yaml.safe_load(SCENARIOS[scenario].read_text()) or {}
+    secrets = values.get("imagePullSecrets", [])
+    for doc, pod, _ in pod_specs(scenario_docs[scenario]):
+        spec = pod if pod is not None else doc["spec"]
+        assert spec.get("imagePullSecrets", []) == secrets, f"{doc['kind']}/{doc['metadata']['name']}"

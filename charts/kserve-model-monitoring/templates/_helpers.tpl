@@ -154,13 +154,3 @@ The /tmp emptyDir that every read-only-root container gets.
 - name: tmp
   mountPath: /tmp
 {{- end -}}
-
-{{/*
-Image pull secrets of every pod.
-*/}}
-{{- define "kmm.imagePullSecrets" -}}
-{{- with .Values.imagePullSecrets }}
-imagePullSecrets:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- end -}}

@@ -18,7 +18,10 @@ metadata:
 spec:
   restartPolicy: Never
   automountServiceAccountToken: false
-  {{- include "kmm.imagePullSecrets" $ctx | nindent 2 }}
+  {{- with $ctx.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   securityContext:
     {{- toYaml $ctx.Values.podSecurityContext | nindent 4 }}
   containers:
