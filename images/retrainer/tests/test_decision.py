@@ -29,7 +29,8 @@ def test_threshold_is_inclusive():
 
 
 def test_missing_and_nan_values_are_skipped_with_their_reason():
-    decisions, _ = run([obs("gone", None), obs("nan", math.nan)])
+    decisions, _ = run([obs("gone", None), obs("nan", math.nan), obs("inf", math.inf)])
+    assert (decisions[("ml", "inf")].action, decisions[("ml", "inf")].reason) == (SKIP, "value_nan")
     assert (decisions[("ml", "gone")].action, decisions[("ml", "gone")].reason) == (SKIP, "value_missing")
     assert (decisions[("ml", "nan")].action, decisions[("ml", "nan")].reason) == (SKIP, "value_nan")
 

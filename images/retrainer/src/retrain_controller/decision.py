@@ -1,7 +1,7 @@
 """The decision per model: pure functions of what Prometheus says, the existing Jobs and the clock.
 
 Checks, in order, the first that applies wins:
-  no series / NaN          -> skip (value_missing / value_nan)
+  no series / NaN or ±Inf  -> skip (value_missing / value_nan)
   under the threshold      -> skip (below_threshold, or not_sustained when only the latest value is over)
   too little history       -> skip (insufficient_history)
   an active Job            -> skip (job_active)
@@ -103,6 +103,8 @@ def _drift_gate(obs: Observation, settings: Settings) -> tuple[str, str] | None:
         return "value_missing", "no value for the sustained window"
     if math.isnan(obs.value):
         return "value_nan", "the drift value is NaN"
+    if math.isinf(obs.value):
+        return "value_nan", f"the drift value is {obs.value} (not a drift score)"
     if obs.value < threshold:
         if _over_threshold(obs.current, threshold) and settings.sustained_for_seconds:
             return "not_sustained", (
@@ -138,6 +140,11 @@ def _job_gate(
     return None
 
 
+def _most_drifted_first(obs: Observation) -> tuple[float, str, str]:
+    known = obs.value is not None and math.isfinite(obs.value)
+    return (-(obs.value if known else -math.inf), obs.model_namespace, obs.model_name)
+
+
 def decide(
     observations: list[Observation],
     jobs: list[dict[str, Any]],
@@ -147,14 +154,7 @@ def decide(
 ) -> list[Decision]:
     """One Decision per observation; `jobs`: every Job this release manages in the training namespace."""
     active = sum(1 for job in jobs if job_is_active(job))
-    ordered = sorted(
-        observations,
-        key=lambda o: (
-            -(o.value if o.value is not None and not math.isnan(o.value) else -math.inf),
-            o.model_namespace,
-            o.model_name,
-        ),
-    )
+    ordered = sorted(observations, key=_most_drifted_first)
     # Indexed by the model label once, so a pass stays linear in models + Jobs.
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for job in jobs:
