@@ -148,6 +148,30 @@ def override_cases() -> Iterator[Case]:
     yield Case("cat-z-override", ref_small, cur_small, {"cat_stattest": "z"})
 
 
+def dtype_cases() -> Iterator[Case]:
+    """pandas dtypes a reference file can bring: Categorical with unused levels, string, float32."""
+    rng = np.random.default_rng(13)
+    for n_ref in (600, 2500):
+
+        def frame(n: int, shift: float) -> pd.DataFrame:
+            levels = ["lo", "mid", "hi", "unused"]
+            picks = rng.choice(3, n, p=[0.5 - shift, 0.3, 0.2 + shift])
+            return pd.DataFrame(
+                {
+                    "category": pd.Categorical(np.array(levels)[picks], categories=levels),
+                    "binary_category": pd.Categorical(np.where(picks == 0, "lo", "hi"), categories=levels),
+                    "string": pd.array(
+                        np.where(rng.random(n) < 0.05, None, np.array(levels)[picks]), dtype="string"
+                    ),
+                    "float32": rng.normal(shift, 1, n).astype(np.float32),
+                    "int8": rng.integers(-5, 5, n).astype(np.int8),
+                }
+            )
+
+        for shift in (0.0, 0.2):
+            yield Case(f"dtypes-ref{n_ref}-shift{shift}", frame(n_ref, 0.0), frame(400, shift))
+
+
 def prediction_cases() -> Iterator[Case]:
     """Target and prediction under Evidently's default names, as the prediction profile sees them."""
     rng = np.random.default_rng(11)
@@ -198,6 +222,7 @@ ALL_CASE_GROUPS: dict[str, Callable[[], Iterator[Case]]] = {
     "default": default_cases,
     "boundary": boundary_cases,
     "override": override_cases,
+    "dtypes": dtype_cases,
     "prediction": prediction_cases,
     "random": lambda: randomized_cases(60),
 }

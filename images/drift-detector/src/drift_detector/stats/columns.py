@@ -158,11 +158,11 @@ class CategoricalReference:
     def __init__(self, name: str, column: pd.Series) -> None:
         self.name = name
         self.n = len(column)
-        self.counts: dict[Any, int] = {k: int(v) for k, v in column.value_counts().items()}
+        self.counts = _observed_counts(column)
         self.n_unique = len(self.counts)
 
     def current_values(self, column: pd.Series) -> dict[Any, int]:
-        return {k: int(v) for k, v in drop_missing(column).value_counts().items()}
+        return _observed_counts(drop_missing(column))
 
     def n_unique_with(self, current: dict[Any, int]) -> int:
         if self.n_unique > 5:
@@ -194,6 +194,11 @@ class CategoricalReference:
         ref_others = self.n - self.counts.get(first_key, 0)
         cur_others = n_cur - current.get(first_key, 0)
         return _z_p_value(ref_others, self.n, cur_others, n_cur)
+
+
+def _observed_counts(column: pd.Series) -> dict[Any, int]:
+    # A pandas Categorical also lists its unused categories, with count 0: Evidently's keys don't.
+    return {k: int(v) for k, v in column.value_counts().items() if v > 0}
 
 
 def _histogram_cumulative(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
