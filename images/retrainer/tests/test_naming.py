@@ -80,3 +80,9 @@ def test_invalid_label_values_are_sanitised_and_hashed(value):
 def test_sanitised_label_values_do_not_collide():
     assert label_value("a/b") != label_value("a b")
     assert label_value("a" * 64) != label_value("a" * 65)
+
+
+@pytest.mark.parametrize("prefix", ["r", "retrain", "a-twenty-char-prefix"])
+def test_any_allowed_prefix_leaves_a_valid_name(prefix):
+    name = job_name(prefix, "ml", "m" * 200, 1)
+    assert is_dns_1123_label(name) and name.startswith(prefix + "-")
