@@ -72,10 +72,15 @@ def test_options_work_before_and_after_the_command():
     assert _overrides(parser.parse_args(["check", "--threshold", "0.2"]))["threshold"] == "0.2"
 
 
-def test_help_lists_every_flag_with_its_environment_twin(capsys):
+@pytest.mark.parametrize("argv", [["--help"], ["check", "--help"], ["watch", "--help"]])
+def test_help_lists_every_flag_with_its_environment_twin(capsys, argv):
     with pytest.raises(SystemExit):
-        main(["check", "--help"])
+        main(argv)
     text = " ".join(capsys.readouterr().out.split())
+    if argv[0] != "check":
+        assert (
+            "--interval" in text and "RETRAINER_WATCH_INTERVAL" in text and "RETRAINER_WATCH_PASSES" in text
+        )
     for opt in OPTIONS:
         assert opt.flag in text
         assert f"[env {opt.env}]" in text

@@ -137,6 +137,12 @@ EPILOG = """exit codes:
   3  Kubernetes answered Forbidden (the message names verb, resource and namespace)
   4  other Kubernetes API error (unreachable, invalid Job)"""
 
+WATCH_EPILOG = """watch options (python -m retrain_controller watch --help):
+  --interval SECONDS  seconds between passes, default 60 [env RETRAINER_WATCH_INTERVAL]
+  --passes N          stop after N passes, 0 = until SIGTERM/SIGINT [env RETRAINER_WATCH_PASSES]
+
+"""
+
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -155,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m retrain_controller",
         description="Turns sustained model drift in Prometheus into one Kubernetes retraining Job per model.",
-        epilog=EPILOG,
+        epilog=WATCH_EPILOG + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
