@@ -2,7 +2,7 @@
 """Builds strict JSON schemas for kubeconform from the upstream API definitions in the Go module cache.
 
 - Built-in kinds (Deployment, Service, CronJob, Role, ...): Kubernetes' own OpenAPI spec,
-  k8s.io/kubernetes/api/openapi-spec/swagger.json.
+  k8s.io/kubernetes/api/openapi-spec/swagger.json (the release ci/kube-apiserver/go.mod pins).
 - CRD kinds: the CustomResourceDefinitions KServe (InferenceService, ServingRuntime, ...) and
   prometheus-operator (ServiceMonitor, PodMonitor, PrometheusRule, ...) ship in their Go modules.
 
@@ -29,7 +29,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-KUBERNETES = "k8s.io/kubernetes@v1.37.2"
+# The same Kubernetes release the API-server tier builds (ci/kube-apiserver/go.mod), else this one.
+KUBERNETES_FALLBACK = "v1.37.2"
 CRD_SOURCES = {
     "github.com/kserve/kserve@v0.20.0": "config/crd/full/serving.kserve.io_*.yaml",
     "github.com/prometheus-operator/prometheus-operator@v0.85.0": (
@@ -105,10 +106,34 @@ def referenced(definitions: dict, root: dict) -> set[str]:
     return seen
 
 
+def kubernetes_module() -> str:
+    go_mod = REPO / "ci" / "kube-apiserver" / "go.mod"
+    if go_mod.is_file():
+        for line in go_mod.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "k8s.io/kubernetes" and parts[1].startswith("v"):
+                return f"k8s.io/kubernetes@{parts[1]}"
+    return f"k8s.io/kubernetes@{KUBERNETES_FALLBACK}"
+
+
+def ensure_module(modcache: Path, module: str) -> Path:
+    """The module's source folder, downloaded through the Go module proxy when missing."""
+    folder = modcache / module
+    if not folder.is_dir():
+        print(f"crd-schemas: go mod download {module}", file=sys.stderr)
+        env = {**os.environ, "GOFLAGS": "-mod=mod"}
+        done = subprocess.run(
+            ["go", "mod", "download", module], env=env, cwd="/", capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            sys.exit(f"crd-schemas: cannot download {module}: {done.stderr.strip()}")
+    return folder
+
+
 def load_swagger(modcache: Path) -> dict:
-    path = modcache / KUBERNETES / "api" / "openapi-spec" / "swagger.json"
+    path = ensure_module(modcache, kubernetes_module()) / "api" / "openapi-spec" / "swagger.json"
     if not path.is_file():
-        sys.exit(f"crd-schemas: {path} not found (go mod download {KUBERNETES})")
+        sys.exit(f"crd-schemas: {path} not found")
     definitions = json.loads(path.read_text())["definitions"]
     for name, replacement in SPECIAL_TYPES.items():
         definitions[name] = {**replacement, "description": definitions[name].get("description", "")}
@@ -148,7 +173,7 @@ def builtin_schemas(definitions: dict, out: Path) -> int:
 def crd_schemas(definitions: dict, modcache: Path, out: Path) -> int:
     count = 0
     for module, pattern in CRD_SOURCES.items():
-        files = sorted((modcache / module).glob(pattern))
+        files = sorted(ensure_module(modcache, module).glob(pattern))
         if not files:
             sys.exit(f"crd-schemas: no CRDs at {modcache / module / pattern} (go mod download {module})")
         for path in files:
