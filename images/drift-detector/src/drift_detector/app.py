@@ -16,6 +16,7 @@ from drift_detector.service import NotReady, Service
 LOG = logging.getLogger(__name__)
 JSON = [(b"content-type", b"application/json")]
 REPORT_CHUNK = 1 << 16
+CE_HEADERS = (b"ce-specversion", b"ce-id", b"ce-type", b"ce-metadata", b"content-type")
 
 
 class Response(Exception):
@@ -71,9 +72,8 @@ class App:
             )
         if not isinstance(body, bytes):
             body = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        await send(
-            {"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]}
-        )
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
     async def _lifespan(self, receive, send) -> None:
@@ -123,7 +123,8 @@ class App:
             raise Response(503, {"error": str(exc), "reason": "storage_error"}) from None
 
     async def cloudevents(self, scope, receive):
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        raw = dict(scope["headers"])
+        headers = {k.decode(): raw[k].decode("latin-1") for k in CE_HEADERS if k in raw}
         body = await self._body(scope, receive, "cloudevent")
         content_type = media_type(headers.get("content-type", ""))
         try:

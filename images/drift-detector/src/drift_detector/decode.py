@@ -129,7 +129,7 @@ def instance_row(schema: Schema, inst: Any, dq: Counter, parse_strings: bool = F
         raise BadInput(
             "wrong_feature_count", f"instance has {len(inst)} values, the reference has {len(schema.names)}"
         )
-    return [schema.normalize(j, v, dq, parse_strings) for j, v in enumerate(inst)]
+    return schema.row(inst, dq, parse_strings)
 
 
 def keyed_row(schema: Schema, inst: dict, dq: Counter, ignore: tuple[str, ...] = ()) -> list[Any]:

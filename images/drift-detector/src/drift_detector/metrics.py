@@ -87,7 +87,8 @@ class Metrics:
         self._event_children: dict[tuple[str, str], object] = {}
         self._feature_stattest: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.window_samples.labels(model_name).set(0)
+        self.window_rows = self.window_samples.labels(model_name)  # set on every request: keep the child
+        self.window_rows.set(0)
         self.checks.labels(model_name)
 
     def event(self, type_: str, outcome: str, n: int = 1) -> None:

@@ -61,6 +61,8 @@ class Schema:
         self.columns = [self._column(reference[name], name, spec.kind) for name, spec in specs.items()]
         self.names = [c.name for c in self.columns]
         self.index = {n: i for i, n in enumerate(self.names)}
+        # (low, high) for numeric columns: the hot path accepts an in-range float without more checks.
+        self.bounds = [(c.low, c.high) if c.kind == NUMERIC else None for c in self.columns]
         self.unexpected_seen: set[str] = set()
 
     @staticmethod
@@ -84,6 +86,16 @@ class Schema:
             self.unexpected_seen.add(name)
             return name
         return OTHER_COLUMN
+
+    def row(self, values: list, dq: Counter, parse_strings: bool = False) -> list[Any]:
+        """A positional row; the common case (a float inside the reference range) costs one compare."""
+        out = []
+        for j, (v, bounds) in enumerate(zip(values, self.bounds, strict=True)):
+            if bounds is not None and type(v) is float and bounds[0] <= v <= bounds[1]:
+                out.append(v)
+            else:
+                out.append(self.normalize(j, v, dq, parse_strings))
+        return out
 
     def normalize(self, j: int, value: Any, dq: Counter, parse_strings: bool = False) -> Any:
         """One value for column j as stored in the window: float or None (numeric), str or None."""

@@ -264,7 +264,7 @@ class Service:
     def _after_rows(self) -> None:
         if len(self.state.window.rows) >= self.settings.window_size:
             self._close()
-        self.metrics.window_samples.labels(self.settings.model_name).set(len(self.state.window.rows))
+        self.metrics.window_rows.set(len(self.state.window.rows))
 
     def _close(self) -> None:
         window = self.state.window
@@ -314,7 +314,7 @@ class Service:
                 LOG.exception("timer failed")
 
     def _update_gauges(self) -> None:
-        self.metrics.window_samples.labels(self.settings.model_name).set(len(self.state.window.rows))
+        self.metrics.window_rows.set(len(self.state.window.rows))
 
     def open_window(self) -> dict:
         st, w = self.state, self.state.window

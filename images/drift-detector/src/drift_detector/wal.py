@@ -1,8 +1,9 @@
 """Write-ahead log with group commit.
 
-Records are appended from the event loop; one writer thread writes everything that arrived while the
-previous write was in progress and fsyncs it once (group commit), then wakes every waiter. A request is
-acknowledged only after its record is written (and fsynced, under the default policy).
+Records are appended on the event loop; once per loop iteration everything appended is written with
+one os.write (page cache: survives a killed process). Under the default policy (`always`) the waiters
+are acknowledged only after an fdatasync, which runs in a helper thread: while one fsync is in flight
+the next records are written and queue up, and one fsync then covers all of them (group commit).
 
 Layout: <dir>/wal-<n>.log segments. Frame: u32 length, u32 crc32, orjson payload. A torn tail (a
 crash in the middle of a write) fails its CRC or length check and is cut off at replay: it was never
@@ -16,10 +17,10 @@ import asyncio
 import logging
 import os
 import struct
-import threading
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +42,15 @@ class WriteAheadLog:
         self.fsync_policy = fsync
         self.fsync_interval = fsync_interval_ms / 1000
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._cond = threading.Condition()
-        self._buf: list[bytes] = []
-        self._waiters: list[asyncio.Future] = []
-        self._ops: list[tuple[str, bytes]] = []  # ordered writes and rotations queued before _buf
-        self._closed = False
+        self._buf: list[bytes] = []  # encoded records not yet written
+        self._waiters: list[asyncio.Future] = []  # commits waiting for the next write
+        self._sync_waiters: list[asyncio.Future] = []  # written, waiting for the next fsync
+        self._flush_scheduled = False
+        self._syncing = False
+        self._rotation: bytes | None = None
         self._fd = -1
         self._segment = 0
-        self._thread: threading.Thread | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.bytes_in_segment = 0
         self.snapshot_bytes = 0
@@ -89,74 +91,93 @@ class WriteAheadLog:
             self._segment = 1
         self._fd = os.open(self._path(self._segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         self._fsync_dir()
-        self._thread = threading.Thread(target=self._run, name="wal-writer", daemon=True)
-        self._thread.start()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
 
     def append(self, record: Any) -> None:
         frame = encode(record)
-        with self._cond:
-            self._buf.append(frame)
-            self.bytes_in_segment += len(frame)
+        self._buf.append(frame)
+        self.bytes_in_segment += len(frame)
 
     def commit(self) -> asyncio.Future:
         """A future resolved when everything appended so far is durable (per the fsync policy)."""
         fut = self._loop.create_future()
-        with self._cond:
-            if self.error is not None:
-                fut.set_exception(OSError(f"write-ahead log failed: {self.error}"))
-                return fut
-            self._waiters.append(fut)
-            self._cond.notify()
+        if self.error is not None:
+            fut.set_exception(OSError(f"write-ahead log failed: {self.error}"))
+            return fut
+        self._waiters.append(fut)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
         return fut
 
     def rotate(self, snapshot: Any) -> None:
         """Start a new segment with this snapshot; older segments go once it is durable."""
-        frame = encode(["s", snapshot])
-        with self._cond:
-            # Records already buffered belong to the old segment: they are written before the switch.
-            if self._buf:
-                self._ops.append(("data", b"".join(self._buf)))
-                self._buf = []
-            self._ops.append(("rotate", frame))
-            self.bytes_in_segment = len(frame)
-            self.snapshot_bytes = len(frame)
-            self._cond.notify()
+        self._rotation = encode(["s", snapshot])
+        self.bytes_in_segment = self.snapshot_bytes = len(self._rotation)
+        if not self._syncing:
+            self._rotate()
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        if self._fd >= 0:
+        """Write and sync whatever is left (clean shutdown)."""
+        if self._fd < 0:
+            return
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        try:
+            if self._rotation is not None:
+                self._rotate()
+            if self._buf:
+                self._write(b"".join(self._buf))
+                self._buf = []
+            os.fdatasync(self._fd)
+        finally:
             os.close(self._fd)
             self._fd = -1
+        _resolve(self._waiters + self._sync_waiters, self.error)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not (self._buf or self._waiters or self._ops or self._closed):
-                    self._cond.wait()
-                ops, self._ops = self._ops, []
-                buf, self._buf = self._buf, []
-                waiters, self._waiters = self._waiters, []
-                closing = self._closed
-            try:
-                for kind, data in ops:
-                    if kind == "data":
-                        self._write(data)
-                    else:
-                        self._rotate(data)
-                if buf:
-                    self._write(b"".join(buf))
-                self._sync()
-            except OSError as exc:  # disk full, I/O error: fail the waiters, never ack
-                LOG.error("write-ahead log write failed: %s", exc)
-                self.error = exc
-            if waiters:
-                self._loop.call_soon_threadsafe(_resolve, waiters, self.error)
-            if closing:
-                return
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._rotation is not None:
+            return  # held back until the rotation (after the in-flight fsync) is done
+        waiters, self._waiters = self._waiters, []
+        try:
+            if self._buf:
+                self._write(b"".join(self._buf))
+                self._buf = []
+        except OSError as exc:  # disk full, I/O error: fail the waiters, never acknowledge
+            LOG.error("write-ahead log write failed: %s", exc)
+            self.error = exc
+            _resolve(waiters, exc)
+            return
+        if self.fsync_policy == "always":
+            self._sync_waiters.extend(waiters)
+            if not self._syncing:
+                self._start_sync()
+            return
+        _resolve(waiters, None)
+        due = time.monotonic() - self._last_fsync >= self.fsync_interval
+        if self.fsync_policy == "interval" and due and not self._syncing:
+            self._start_sync()
+
+    def _start_sync(self) -> None:
+        waiters, self._sync_waiters = self._sync_waiters, []
+        self._syncing = True
+        self._last_fsync = time.monotonic()
+        future = self._loop.run_in_executor(self._executor, os.fdatasync, self._fd)
+        future.add_done_callback(lambda f: self._synced(f, waiters))
+
+    def _synced(self, future: asyncio.Future, waiters: list[asyncio.Future]) -> None:
+        self._syncing = False
+        error = future.exception()
+        if error is not None:
+            LOG.error("write-ahead log fsync failed: %s", error)
+            self.error = error
+        _resolve(waiters, error)
+        if self._rotation is not None:
+            self._rotate()
+            self._flush()
+        elif self._sync_waiters:
+            self._start_sync()
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -164,29 +185,32 @@ class WriteAheadLog:
             n = os.write(self._fd, view)
             view = view[n:]
 
-    def _sync(self) -> None:
-        if self.fsync_policy == "always":
+    def _rotate(self) -> None:
+        """Old segment fully synced, new one holds the snapshot, then the old ones go."""
+        frame, self._rotation = self._rotation, None
+        try:
+            if self._buf:  # appended before the snapshot was taken: belongs to the old segment
+                self._write(b"".join(self._buf))
+                self._buf = []
             os.fdatasync(self._fd)
-        elif self.fsync_policy == "interval":
-            now = time.monotonic()
-            if now - self._last_fsync >= self.fsync_interval:
-                os.fdatasync(self._fd)
-                self._last_fsync = now
-
-    def _rotate(self, frame: bytes) -> None:
-        old = self._segment
-        os.fdatasync(self._fd)
-        os.close(self._fd)
-        self._segment += 1
-        path = self._path(self._segment)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(frame)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        self._fsync_dir()
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            old = self._segment
+            os.close(self._fd)
+            self._segment += 1
+            path = self._path(self._segment)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(frame)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            self._fsync_dir()
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            LOG.error("write-ahead log rotation failed: %s", exc)
+            self.error = exc
+            return
+        _resolve(self._sync_waiters, None)  # their records were in the old segment, now synced
+        self._sync_waiters = []
         for seg in self.segments():
             if int(seg.stem.split("-")[1]) <= old:
                 seg.unlink()
