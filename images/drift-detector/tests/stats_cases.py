@@ -20,6 +20,7 @@ class Case:
     reference: pd.DataFrame
     current: pd.DataFrame
     options: dict[str, Any] = field(default_factory=dict)
+    categorical: list[str] = field(default_factory=list)  # numeric columns declared categorical
 
 
 def _with_nans(rng: np.random.Generator, values: np.ndarray, share: float) -> np.ndarray:
@@ -146,6 +147,11 @@ def override_cases() -> Iterator[Case]:
         {"stattest_threshold": 0.2, "cat_stattest_threshold": 0.3, "drift_share": 0.25},
     )
     yield Case("cat-z-override", ref_small, cur_small, {"cat_stattest": "z"})
+    # Evidently's column mapping lists every categorical column, the string ones too.
+    strings = ["cat_many", "cat_binary", "cat_constant", "cat_with_none", "flag"]
+    declared = ["int_mid", "int_three", "int_binary", "with_nan_few", "constant_num", *strings]
+    yield Case("declared-categorical-small", ref_small, cur_small, categorical=declared)
+    yield Case("declared-categorical-large", ref, cur, categorical=declared)
 
 
 def dtype_cases() -> Iterator[Case]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from drift_detector.stats import ReferenceProfile, infer_column_specs
+from drift_detector.stats import ColumnSpec, ReferenceProfile, infer_column_specs
 from stats_cases import Case, all_cases
 
 REL_TOLERANCE = 1e-9
@@ -22,6 +22,7 @@ def evidently_preset():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from evidently.legacy.metric_preset import DataDriftPreset
+        from evidently.legacy.pipeline.column_mapping import ColumnMapping
         from evidently.legacy.report import Report
 
     cache: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -35,7 +36,8 @@ def evidently_preset():
         report = Report(metrics=[DataDriftPreset(**case.options)])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            report.run(reference_data=case.reference, current_data=case.current)
+            mapping = ColumnMapping(categorical_features=case.categorical) if case.categorical else None
+            report.run(reference_data=case.reference, current_data=case.current, column_mapping=mapping)
             metrics = report.as_dict()["metrics"]
         return metrics[0]["result"], metrics[1]["result"]["drift_by_columns"]
 
@@ -45,7 +47,8 @@ def evidently_preset():
 def build_ours(case: Case) -> ReferenceProfile:
     """Translate the preset's options into specs and profile options."""
     options = case.options
-    specs = infer_column_specs(case.reference)
+    overrides = {name: ColumnSpec(kind="categorical") for name in case.categorical}
+    specs = infer_column_specs(case.reference, overrides=overrides)
     for name, stattest in options.get("per_column_stattest", {}).items():
         specs[name] = dataclasses.replace(specs[name], stattest=stattest)
     for name, threshold in options.get("per_column_stattest_threshold", {}).items():
