@@ -13,6 +13,7 @@ import json
 import subprocess
 
 import pytest
+import yaml
 from chartlib import helm_env, prepared_chart, render_chart, scenario_files
 from kube_harness import REPO, strict_dry_run_create
 from kubernetes import client
@@ -79,50 +80,90 @@ def leftovers(dynamic, kinds: set[tuple[str, str]], namespaces: set[str], releas
     return found
 
 
-@pytest.mark.parametrize(
-    "scenario", scenario_files(), ids=lambda path: path.name.removesuffix("-values.yaml")
-)
-def test_scenario_installs_upgrades_and_uninstalls(cluster, admin, crds, namespace, scenario):
-    release = release_name(scenario)
-    docs = render_chart(values_files=[scenario], release=release, namespace=namespace)
-    objects = [d for d in docs if not is_hook(d)]
-    assert objects, "the scenario renders nothing"
+def rendered(scenario, release: str, namespace: str, set_values: dict | None = None) -> list[dict]:
+    docs = render_chart(values_files=[scenario], set_values=set_values, release=release, namespace=namespace)
     for doc in docs:
         doc["metadata"].setdefault("namespace", namespace)
-    ensure_namespaces(admin, docs)
+    return docs
+
+
+def identity(doc: dict) -> tuple[str, str, str]:
+    return doc["kind"], doc["metadata"]["namespace"], doc["metadata"]["name"]
+
+
+def gone(stored: dict | None) -> bool:
+    """Deleted, or only waiting for a Kubernetes-owned finalizer (see leftovers)."""
+    if stored is None:
+        return True
+    meta = stored["metadata"]
+    finalizers = meta.get("finalizers") or []
+    return bool(meta.get("deletionTimestamp")) and all(f.startswith("kubernetes.io/") for f in finalizers)
+
+
+def upgrade_values(scenario) -> dict:
+    """Changed values for the upgrade: a label every object must gain, and the retrainer switched
+    the other way, so the upgrade both adds and removes objects."""
+    retrainer_on = bool((yaml.safe_load(scenario.read_text()) or {}).get("retrainer", {}).get("enabled"))
+    return {
+        "commonLabels": {UPGRADE_LABEL: "yes"},
+        "retrainer.enabled": not retrainer_on,
+        "retrainer.job.image": "registry.example.com/train:2",
+        "retrainer.prometheus.url": "http://prometheus-operated.monitoring.svc:9090",
+    }
+
+
+def scenario_id(path) -> str:
+    return path.name.removesuffix("-values.yaml")
+
+
+@pytest.mark.parametrize("scenario", scenario_files(), ids=scenario_id)
+def test_scenario_installs_upgrades_and_uninstalls(cluster, admin, crds, namespace, scenario):
+    release = release_name(scenario)
+    changes = upgrade_values(scenario)
+    docs = rendered(scenario, release, namespace)
+    upgraded_docs = rendered(scenario, release, namespace, changes)
+    objects = [d for d in docs if not is_hook(d)]
+    upgraded = [d for d in upgraded_docs if not is_hook(d)]
+    assert objects, "the scenario renders nothing"
+    ensure_namespaces(admin, docs + upgraded_docs)
     dynamic = cluster.dynamic_admin()
 
-    # 1. The API server accepts every object as rendered, strictly.
-    for doc in objects:
+    # 1. The API server accepts every object of both revisions as rendered, strictly.
+    for doc in objects + upgraded:
         strict_dry_run_create(dynamic, doc)
 
     # 2. helm install: every object exists, labelled with the release.
-    helm(cluster, "install", release, str(prepared_chart()), "-n", namespace, "--values", str(scenario))
+    chart = str(prepared_chart())
+    helm(cluster, "install", release, chart, "-n", namespace, "--values", str(scenario))
     for doc in objects:
         stored = live(dynamic, doc)
-        assert stored is not None, f"{doc['kind']} {doc['metadata']['name']} missing after install"
+        assert stored is not None, f"{identity(doc)} missing after install"
         assert stored["metadata"]["labels"][INSTANCE_LABEL] == release
     # Test hooks are Pods: admission needs their ServiceAccounts, which exist now.
     for doc in docs:
         if is_hook(doc):
             strict_dry_run_create(dynamic, doc)
 
-    # 3. helm upgrade with changed values reaches every object.
-    helm(
-        cluster, "upgrade", release, str(prepared_chart()), "-n", namespace, "--values", str(scenario),
-        "--set-json", f'commonLabels={json.dumps({UPGRADE_LABEL: "yes"})}',
-    )  # fmt: skip
+    # 3. helm upgrade with changed values: every object updated, the ones no longer rendered gone.
+    set_json = [arg for key, value in changes.items() for arg in ("--set-json", f"{key}={json.dumps(value)}")]
+    helm(cluster, "upgrade", release, chart, "-n", namespace, "--values", str(scenario), *set_json)
     status = json.loads(helm(cluster, "status", release, "-n", namespace, "-o", "json").stdout)
     assert (status["version"], status["info"]["status"]) == (2, "deployed")
-    for doc in objects:
+    for doc in upgraded:
         stored = live(dynamic, doc)
-        assert stored["metadata"]["labels"].get(UPGRADE_LABEL) == "yes", f"{doc['kind']} not upgraded"
+        assert stored is not None, f"{identity(doc)} missing after upgrade"
+        assert stored["metadata"]["labels"].get(UPGRADE_LABEL) == "yes", f"{identity(doc)} not upgraded"
+    before, after = {identity(d) for d in objects}, {identity(d) for d in upgraded}
+    assert before != after, "the upgrade was meant to add or remove objects"
+    for doc in objects:
+        if identity(doc) not in after:
+            assert gone(live(dynamic, doc)), f"{identity(doc)} still there after the upgrade dropped it"
 
     # 4. helm uninstall leaves nothing of ours, in any namespace the chart wrote to.
     helm(cluster, "uninstall", release, "-n", namespace)
-    kinds = {(d["apiVersion"], d["kind"]) for d in docs}
-    namespaces = {d["metadata"]["namespace"] for d in docs}
+    every = docs + upgraded_docs
+    kinds = {(d["apiVersion"], d["kind"]) for d in every}
+    namespaces = {d["metadata"]["namespace"] for d in every}
     assert leftovers(dynamic, kinds, namespaces, release) == []
-    for doc in objects:
-        stored = live(dynamic, doc)
-        assert stored is None or stored["metadata"].get("deletionTimestamp"), f"{doc['kind']} left behind"
+    for doc in objects + upgraded:
+        assert gone(live(dynamic, doc)), f"{identity(doc)} left behind"
