@@ -297,31 +297,30 @@ class Stack:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    def retrainer_command(self, mode: str = "watch") -> list[str]:
+    def retrainer_command(self, mode: str = "watch", kubeconfig: str | None = None) -> list[str]:
+        """`python -m retrain_controller watch|check`: against `kubeconfig`'s API, else a dry run."""
         s = self.settings
         cmd = [PYTHON, "-m", "retrain_controller", mode, "--config", str(self._retrainer_config())]
-        if s.kubeconfig:
-            cmd += ["--kubeconfig", s.kubeconfig]
-        else:
-            cmd.append("--dry-run")
+        cmd += ["--kubeconfig", kubeconfig] if kubeconfig else ["--dry-run"]
         if mode == "watch":
             cmd += ["--interval", str(s.retrain_interval_seconds)]
         return cmd
 
-    def retrainer_env(self) -> dict[str, str]:
+    def retrainer_env(self, kubeconfig: str | None = None) -> dict[str, str]:
         env = self._env()
-        if not self.settings.kubeconfig:
-            # A dry run must never reach the user's real cluster through ~/.kube/config.
-            env["KUBECONFIG"] = str(self.settings.run_dir / "no-kubeconfig")
+        # A dry run must never reach the user's real cluster through ~/.kube/config.
+        env["KUBECONFIG"] = kubeconfig or str(self.settings.run_dir / "no-kubeconfig")
         return env
 
     def _retrainer(self) -> ManagedProcess:
+        kubeconfig = self.settings.kubeconfig
         return ManagedProcess(
             "retrainer",
-            self.retrainer_command(),
+            self.retrainer_command("watch", kubeconfig),
             self.logs / "retrainer.log",
-            env=self.retrainer_env(),
-            stdout_path=self.retrainer_jobs,
+            env=self.retrainer_env(kubeconfig),
+            # A dry run prints manifests on stdout and its decision log on stderr; a real run logs on stdout.
+            stdout_path=None if kubeconfig else self.retrainer_jobs,
         )
 
     def retrainer_events(self) -> list[dict]:

@@ -89,6 +89,7 @@ class TrafficResult:
     labels_sent: int = 0
     labels_accepted: int = 0
     errors: list[str] = field(default_factory=list)
+    labelled: list[tuple[str, int]] = field(default_factory=list)  # (x-request-id, true label)
 
 
 class _Connections(threading.local):
@@ -173,12 +174,14 @@ class TrafficSender:
         rng: np.random.Generator,
         on_progress: Callable[[int], None] = lambda n: None,
         stop: threading.Event | None = None,
+        send_labels: bool = True,
     ) -> TrafficResult:
-        """Send every row of `frame` at about `rate` requests/s, then POST labels for a share of them."""
+        """Send every row of `frame` at about `rate` requests/s, then POST labels for a share of them
+        (`send_labels=False`: only collect them in result.labelled, for the caller to send later)."""
         result = TrafficResult()
         matrix = frame[self.features].to_numpy(dtype=float).tolist()
         targets = frame["target"].tolist()
-        labelled: list[tuple[str, int]] = []
+        labelled = result.labelled
         lock = threading.Lock()
         start = time.monotonic()
 
@@ -205,7 +208,8 @@ class TrafficSender:
 
         with ThreadPoolExecutor(self.concurrency) as pool:
             list(pool.map(one, range(len(matrix))))
-        result.labels_sent, result.labels_accepted = self.send_labels(labelled)
+        if send_labels:
+            result.labels_sent, result.labels_accepted = self.send_labels(labelled)
         return result
 
     def send_labels(self, labelled: list[tuple[str, int]], batch: int = 200) -> tuple[int, int]:
