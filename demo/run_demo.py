@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # run as a script (`python demo/run_demo.py`): ma
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+import yaml
 
 from demo.console import Console, table
 from demo.processes import ProcessFailed, install_signal_handlers
@@ -289,10 +290,11 @@ class Demo:
         phase.decisions = retrainer_decisions(stack, phase.started, phase.ended)
         phase.passes = len(retrainer_passes(stack, phase.started))
         phase.performance = model_performance(stack)
-        phase.reports = report_paths(stack, phase.windows)
 
     # --- summary ----------------------------------------------------------------------------------
     def print_summary(self, stack, elapsed: float) -> None:
+        for phase in self.phases:  # reports are made in the background: look as late as possible
+            phase.reports = report_paths(stack, phase.windows)
         rows = [
             ["traffic", *[f"{p.rows} rows: {p.description}" for p in self.phases]],
             ["windows checked", *[str(len(p.windows)) for p in self.phases]],
@@ -318,10 +320,23 @@ class Demo:
             f"{sum(relay.acknowledged.values()) - relay.acknowledged[REQUEST_TYPE]} response events "
             f"acknowledged by the drift detector, {sum(relay.failed.values())} failed"
         )
-        if stack.retrainer_jobs.exists() and stack.retrainer_jobs.stat().st_size:
-            self.say(f"Job manifests the retrain controller printed (dry run): {stack.retrainer_jobs}")
+        job = first_manifest(stack.retrainer_jobs)
+        if job:
+            container = job["spec"]["template"]["spec"]["containers"][0]
+            self.say(
+                f"the Job the retrain controller would create: {job['metadata']['namespace']}/"
+                f"{job['metadata']['name']} (image {container.get('image')})\n  manifests: {stack.retrainer_jobs}"
+            )
         self.say(f"all reports: {stack.reports_dir}  logs: {stack.logs}")
         self.say(f"demo finished in {elapsed:.0f}s")
+
+
+def first_manifest(path: Path) -> dict | None:
+    """The first Job manifest of the retrain controller's dry-run output, if any."""
+    try:
+        return next((doc for doc in yaml.safe_load_all(path.read_text()) if doc), None)
+    except (OSError, yaml.YAMLError):
+        return None
 
 
 def share_cell(p: PhaseRecord) -> str:
