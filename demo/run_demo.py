@@ -325,7 +325,8 @@ class Demo:
             container = job["spec"]["template"]["spec"]["containers"][0]
             self.say(
                 f"the Job the retrain controller would create: {job['metadata']['namespace']}/"
-                f"{job['metadata']['name']} (image {container.get('image')})\n  manifests: {stack.retrainer_jobs}"
+                f"{job['metadata']['name']} (image {container.get('image')})\n"
+                f"  manifests: {stack.retrainer_jobs}"
             )
         self.say(f"all reports: {stack.reports_dir}  logs: {stack.logs}")
         self.say(f"demo finished in {elapsed:.0f}s")
