@@ -39,15 +39,19 @@ def drop_missing(series: pd.Series) -> pd.Series:
 class NumericReference:
     """Reference statistics of one numeric column."""
 
-    def __init__(self, name: str, column: pd.Series) -> None:
+    def __init__(self, name: str, column: pd.Series, may_use_ks: bool) -> None:
         self.name = name
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         self.is_integer = pd.api.types.is_integer_dtype(column)
         self.sorted = np.sort(values)
         self.n = int(self.sorted.size)
-        self.right_counts = np.searchsorted(self.sorted, self.sorted, side="right")
-        self.unique, self.unique_counts = np.unique(self.sorted, return_counts=True)
-        self.n_unique = int(self.unique.size)
+        # ECDF of the reference at its own points, kept only where KS can be chosen.
+        self.right_counts = np.searchsorted(self.sorted, self.sorted, side="right") if may_use_ks else None
+        unique, counts = np.unique(self.sorted, return_counts=True)
+        self.n_unique = int(unique.size)
+        # Value counts serve the few-unique tests only (chi-square, z, binless Jensen-Shannon).
+        few = self.n_unique <= _JS_HISTOGRAM_MIN_UNIQUE
+        self.unique, self.unique_counts = (unique, counts) if few else (None, None)
         # np.std of the pandas Series, as Evidently calls it (pandas' own ddof=0 std).
         self.std_norm = max(float(np.std(column)), _WASSERSTEIN_MIN_NORM)
         self.min = self.sorted[0]
@@ -88,6 +92,8 @@ class NumericReference:
     def _ks(self, current: np.ndarray) -> float:
         # ks_2samp(reference, current): ECDF differences at every point of both samples.
         n1, n2 = self.n, int(current.size)
+        if self.right_counts is None:
+            raise AssertionError(f"column {self.name!r}: KS statistics were not precomputed")
         diff_at_ref = self.right_counts / n1 - np.searchsorted(current, self.sorted, side="right") / n2
         diff_at_cur = (
             np.searchsorted(self.sorted, current, side="right") / n1
@@ -245,7 +251,8 @@ def _ks_p_value(n1: int, n2: int, d: float) -> float:
     if exact:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            exact, _, prob = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, "two-sided")
+            # Like scipy, fall back to the asymptotic p-value with d rounded to the lattice.
+            exact, d, prob = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, "two-sided")
     if not exact:
         m, n = sorted([float(n1), float(n2)], reverse=True)
         prob = distributions.kstwo.sf(d, np.round(m * n / (m + n)))

@@ -12,7 +12,7 @@ from .columns import CategoricalReference, NumericReference, drop_missing
 from .errors import DriftInputError
 from .result import ColumnDrift, DriftResult
 from .spec import CATEGORICAL, NUMERIC, ColumnSpec
-from .stattests import StatTest, default_stattest, resolve_stattest
+from .stattests import KS, SMALL_REFERENCE_MAX_ROWS, StatTest, default_stattest, resolve_stattest
 
 DEFAULT_DRIFT_SHARE = 0.5
 
@@ -73,16 +73,10 @@ class ReferenceProfile:
         columns = []
         for name, spec in specs.items():
             stattest_name = spec.stattest or kind_stattest[spec.kind]
+            stattest = resolve_stattest(stattest_name, spec.kind, name) if stattest_name else None
             threshold = spec.threshold if spec.threshold is not None else kind_threshold[spec.kind]
-            columns.append(
-                _Column(
-                    name=name,
-                    kind=spec.kind,
-                    stattest=resolve_stattest(stattest_name, spec.kind, name) if stattest_name else None,
-                    threshold=threshold,
-                    reference=_reference_statistics(name, spec.kind, reference[name]),
-                )
-            )
+            statistics = _reference_statistics(name, spec.kind, reference[name], stattest)
+            columns.append(_Column(name, spec.kind, stattest, threshold, statistics))
         return cls(columns, len(reference), drift_share)
 
     def check(self, current: pd.DataFrame, *, skip_empty_columns: bool = False) -> DriftResult:
@@ -150,7 +144,9 @@ class ReferenceProfile:
         )
 
 
-def _reference_statistics(name: str, kind: str, column: pd.Series) -> NumericReference | CategoricalReference:
+def _reference_statistics(
+    name: str, kind: str, column: pd.Series, stattest: StatTest | None
+) -> NumericReference | CategoricalReference:
     clean = drop_missing(column)
     if clean.empty:
         raise DriftInputError(
@@ -162,4 +158,5 @@ def _reference_statistics(name: str, kind: str, column: pd.Series) -> NumericRef
         raise DriftInputError(
             f"column {name!r} in the reference should contain numerical values only", column=name
         )
-    return NumericReference(name, clean)
+    may_use_ks = stattest is KS or (stattest is None and len(clean) <= SMALL_REFERENCE_MAX_ROWS)
+    return NumericReference(name, clean, may_use_ks)
