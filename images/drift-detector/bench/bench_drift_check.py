@@ -175,6 +175,7 @@ def main() -> int:
     print("| measure | value |")
     print("|---|---|")
     print(f"| our profile build, once at start (median ms) | {statistics.median(build_times) * 1e3:.0f} |")
+    print(f"| our profile memory (MB) | {profile.nbytes / 2**20:.1f} |")
     print(f"| Evidently import (s) | {import_seconds:.1f} |")
     print(f"| speedup target | >= 50x: {'met' if speedup >= 50 else 'NOT met'} |")
     print(

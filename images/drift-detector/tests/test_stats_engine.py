@@ -375,6 +375,7 @@ def test_result_is_json_safe_and_checks_are_repeatable() -> None:
         "n_current": 300,
     }
     assert profile.columns == ["x", "s"] and profile.kinds == {"x": "numeric", "s": "categorical"}
+    assert 1500 * 8 <= profile.nbytes < 1500 * 8 + 10_000  # the sorted reference column, a few counts
 
 
 def test_infinite_values_without_nan_are_kept_and_serialise_as_null() -> None:

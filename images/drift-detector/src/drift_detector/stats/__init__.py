@@ -33,7 +33,9 @@ numeric column raise ``DriftInputError`` (a ``ValueError``) whose message names 
 ``check(window, skip_empty_columns=True)`` instead leaves columns without values out of that
 check (``DriftResult.skipped``) and computes the share over the others.
 
-Kinds are fixed when the profile is built (Evidently re-reads dtypes on every run).
+Kinds are fixed when the profile is built (Evidently re-reads dtypes on every run). A profile is
+read-only after ``build``: ``check`` may run from any thread. It holds the sorted reference values
+of each numeric column (8 bytes a row; ``nbytes`` tells the total), never the reference frame.
 """
 
 from .errors import DriftInputError

@@ -8,6 +8,7 @@ reference half precomputed: sorted values (KS, Wasserstein, histograms), value c
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from typing import Any
 
@@ -56,6 +57,11 @@ class NumericReference:
         self.std_norm = max(float(np.std(column)), _WASSERSTEIN_MIN_NORM)
         self.min = self.sorted[0]
         self.max = self.sorted[-1]
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.sorted, self.right_counts, self.unique, self.unique_counts)
+        return sum(a.nbytes for a in arrays if a is not None)
 
     def current_values(self, column: pd.Series) -> np.ndarray:
         if not pd.api.types.is_numeric_dtype(column):
@@ -166,6 +172,10 @@ class CategoricalReference:
         self.n = len(column)
         self.counts = _observed_counts(column)
         self.n_unique = len(self.counts)
+
+    @property
+    def nbytes(self) -> int:
+        return sys.getsizeof(self.counts) + sum(sys.getsizeof(k) + 28 for k in self.counts)
 
     def current_values(self, column: pd.Series) -> dict[Any, int]:
         return _observed_counts(drop_missing(column))

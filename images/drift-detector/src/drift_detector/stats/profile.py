@@ -42,6 +42,11 @@ class ReferenceProfile:
     def kinds(self) -> dict[str, str]:
         return {c.name: c.kind for c in self._columns}
 
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory held by the reference statistics."""
+        return sum(c.reference.nbytes for c in self._columns)
+
     @classmethod
     def build(
         cls,
