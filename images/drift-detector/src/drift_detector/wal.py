@@ -47,7 +47,8 @@ class WriteAheadLog:
         self._sync_waiters: list[asyncio.Future] = []  # written, waiting for the next fsync
         self._flush_scheduled = False
         self._syncing = False
-        self._rotation: bytes | None = None
+        self._rotation: bytes | None = None  # snapshot frame of a rotation waiting for an fsync
+        self._before_rotation: list[bytes] = []  # records that precede that snapshot
         self._fd = -1
         self._segment = 0
         self._executor: ThreadPoolExecutor | None = None
@@ -112,6 +113,9 @@ class WriteAheadLog:
 
     def rotate(self, snapshot: Any) -> None:
         """Start a new segment with this snapshot; older segments go once it is durable."""
+        # Records appended so far belong to the old segment; later ones follow the snapshot.
+        self._before_rotation += self._buf
+        self._buf = []
         self._rotation = encode(["s", snapshot])
         self.bytes_in_segment = self.snapshot_bytes = len(self._rotation)
         if not self._syncing:
@@ -189,9 +193,9 @@ class WriteAheadLog:
         """Old segment fully synced, new one holds the snapshot, then the old ones go."""
         frame, self._rotation = self._rotation, None
         try:
-            if self._buf:  # appended before the snapshot was taken: belongs to the old segment
-                self._write(b"".join(self._buf))
-                self._buf = []
+            if self._before_rotation:
+                self._write(b"".join(self._before_rotation))
+                self._before_rotation = []
             os.fdatasync(self._fd)
             old = self._segment
             os.close(self._fd)

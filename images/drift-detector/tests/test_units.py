@@ -1,0 +1,160 @@
+"""Unit tests: settings and CLI, body decoding, model quality metrics, the WAL's group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+from conftest import make_reference
+
+from drift_detector import decode, performance
+from drift_detector.config import FLAGS, ConfigError, Settings, env_name, load_settings
+from drift_detector.schema import BadInput, build_schema
+from drift_detector.wal import WriteAheadLog
+
+
+def test_help_lists_every_flag_with_its_environment_twin():
+    out = subprocess.run(
+        [sys.executable, "-m", "drift_detector", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag, name, _, _ in [*FLAGS, ("--config", "config", None, None)]:
+        assert flag in out
+        assert env_name(name) in out
+
+
+def test_cli_without_reference_exits_non_zero_with_one_line_reason(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "drift_detector", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "--reference" in proc.stderr
+
+
+def test_flags_beat_environment_beats_yaml(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("window_size: 500\nmin_samples: 50\nfsync: interval\nstattests: {f_a: ks}\n")
+    env = {"DRIFT_DETECTOR_WINDOW_SIZE": "700", "DRIFT_DETECTOR_REFERENCE": "/ref.parquet"}
+    s = load_settings(["--config", str(config), "--min-samples", "60"], env)
+    assert (s.window_size, s.min_samples, s.fsync, s.stattests) == (700, 60, "interval", {"f_a": "ks"})
+    assert str(s.reference) == "/ref.parquet"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("windw_size: 3\n", "unknown setting"),
+        ("fsync: sometimes\n", "fsync"),
+        ("window_size: 10\nmin_samples: 20\n", "min_samples"),
+        ("column_types: {f_a: text}\n", "column_types"),
+        ("window_size: lots\n", "window_size"),
+    ],
+)
+def test_bad_config_is_named(tmp_path, yaml_text, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(["--config", str(config), "--reference", "r.parquet"], {})
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return build_schema(make_reference(), Settings())[0]
+
+
+def test_schema_excludes_prediction_and_target_and_keeps_reference_order(schema):
+    assert schema.names == ["f_a", "f_b", "color"]
+    assert [c.kind for c in schema.columns] == ["numeric", "numeric", "categorical"]
+
+
+def test_v2_flat_and_nested_tensors_decode_to_the_same_rows(schema):
+    flat = {
+        "inputs": [
+            {"name": "x", "shape": [2, 3], "datatype": "BYTES", "data": ["1", "2", "red", "3", "4", "blue"]}
+        ]
+    }
+    nested = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": [2, 3],
+                "datatype": "BYTES",
+                "data": [["1", "2", "red"], ["3", "4", "blue"]],
+            }
+        ]
+    }
+    want = [[1.0, 2.0, "red"], [3.0, 4.0, "blue"]]
+    assert decode.decode_request(schema, flat, Counter()) == want
+    assert decode.decode_request(schema, nested, Counter()) == want
+
+
+def test_fp_tensor_refuses_strings_and_counts_bool_and_int(schema):
+    dq = Counter()
+    assert decode.decode_request(schema, {"instances": [[True, 2, "red"]]}, dq) == [[1.0, 2.0, "red"]]
+    with pytest.raises(BadInput) as err:
+        decode.decode_request(schema, {"instances": [["1.5", 2, "red"]]}, Counter())
+    assert err.value.outcome == "non_numeric" and "f_a" in str(err.value)
+
+
+def test_response_decoding_v1_v2_and_class_scores():
+    assert decode.decode_response({"predictions": [0.2, [0.1, 0.9]]}, "predictions", -1) == [0.2, 0.9]
+    v2 = {"outputs": [{"name": "other", "shape": [1], "datatype": "FP32", "data": [5]},
+                      {"name": "predictions", "shape": [2, 2], "datatype": "FP64", "data": [0.3, 0.7, 0.6, 0.4]}]}  # fmt: skip
+    assert decode.decode_response(v2, "predictions", 1) == [0.7, 0.4]
+    with pytest.raises(BadInput):
+        decode.decode_response({"predictions": [{"a": 1}]}, "predictions", -1)
+
+
+def test_classification_and_regression_metrics_match_scikit_learn():
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(size=200).round(2)  # ties on purpose
+    labels = (rng.uniform(size=200) < scores).astype(int)
+    got = performance.classification([[s, int(y)] for s, y in zip(scores, labels, strict=True)], 1, 0.5)
+    pred = (scores >= 0.5).astype(int)
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(labels, scores), rel=1e-12)
+    assert got["f1"] == pytest.approx(skm.f1_score(labels, pred), rel=1e-12)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(labels, pred), rel=1e-12)
+    y = rng.normal(size=100)
+    p = y + rng.normal(scale=0.3, size=100)
+    reg = performance.regression([[a, b] for a, b in zip(p, y, strict=True)])
+    assert reg["mae"] == pytest.approx(skm.mean_absolute_error(y, p), rel=1e-12)
+    assert reg["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, p)), rel=1e-12)
+    assert reg["r2"] == pytest.approx(skm.r2_score(y, p), rel=1e-12)
+    only_one_class = performance.classification([[0.9, 1], [0.2, 1]], 1, 0.5)
+    assert "roc_auc" not in only_one_class
+
+
+@pytest.mark.parametrize("policy", ["always", "interval", "never"])
+def test_group_commit_acknowledges_everything_in_order(tmp_path, policy):
+    async def run():
+        wal = WriteAheadLog(tmp_path / "wal", policy)
+        list(wal.replay())
+        wal.start(asyncio.get_running_loop())
+
+        async def writer(k):
+            for i in range(50):
+                wal.append(["i", k, i])
+                await wal.commit()
+
+        await asyncio.gather(*(writer(k) for k in range(8)))
+        wal.append(["i", "last", 0])
+        pending = wal.commit()
+        await asyncio.sleep(0)  # its write happened; under `always` its fsync is in flight now
+        wal.rotate({"n": 401})  # the snapshot covers everything appended so far
+        wal.append(["after", 1])
+        await wal.commit()
+        await pending
+        wal.close()
+
+    asyncio.run(run())
+    records = list(WriteAheadLog(tmp_path / "wal").replay())
+    assert records == [["s", {"n": 401}], ["after", 1]]  # the snapshot replaced the 401 records
+    assert len(list((tmp_path / "wal").glob("wal-*.log"))) == 1
