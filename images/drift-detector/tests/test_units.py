@@ -10,7 +10,6 @@ from collections import Counter
 import numpy as np
 import pytest
 from conftest import make_reference
-
 from drift_detector import decode, performance
 from drift_detector.config import FLAGS, ConfigError, Settings, env_name, load_settings
 from drift_detector.schema import BadInput, build_schema
@@ -104,8 +103,8 @@ def test_fp_tensor_refuses_strings_and_counts_bool_and_int(schema):
 
 def test_response_decoding_v1_v2_and_class_scores():
     assert decode.decode_response({"predictions": [0.2, [0.1, 0.9]]}, "predictions", -1) == [0.2, 0.9]
-    v2 = {"outputs": [{"name": "other", "shape": [1], "datatype": "FP32", "data": [5]},
-                      {"name": "predictions", "shape": [2, 2], "datatype": "FP64", "data": [0.3, 0.7, 0.6, 0.4]}]}  # fmt: skip
+    scores = {"name": "predictions", "shape": [2, 2], "datatype": "FP64", "data": [0.3, 0.7, 0.6, 0.4]}
+    v2 = {"outputs": [{"name": "other", "shape": [1], "datatype": "FP32", "data": [5]}, scores]}
     assert decode.decode_response(v2, "predictions", 1) == [0.7, 0.4]
     with pytest.raises(BadInput):
         decode.decode_response({"predictions": [{"a": 1}]}, "predictions", -1)
