@@ -11,8 +11,10 @@ admin client certificate (O=system:masters).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -123,6 +125,12 @@ def make_pki(directory: Path) -> Pki:
 # --- processes ------------------------------------------------------------------------------
 
 
+def _die_with_parent() -> None:
+    """Linux: kill the server when the test process dies without tearing down (kill -9, OOM)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class Process:
     """A child process whose output goes to a log file, stopped gracefully then killed."""
 
@@ -131,8 +139,9 @@ class Process:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.popen = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
 
     def running(self) -> bool:
         return self.popen.poll() is None
