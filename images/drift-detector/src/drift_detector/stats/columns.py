@@ -20,7 +20,7 @@ from scipy.stats import chisquare, distributions
 from scipy.stats._stats_py import _attempt_exact_2kssamp  # scipy's exact KS p-value (pinned scipy)
 
 from .errors import DriftInputError
-from .stattests import CHISQUARE, JENSENSHANNON, KS, WASSERSTEIN, StatTest, Z
+from .stattests import CHISQUARE, FEW_UNIQUE_MAX, JENSENSHANNON, KS, WASSERSTEIN, StatTest, Z
 
 # scipy ks_2samp(method="auto") is exact up to this sample size, asymptotic above.
 _KS_MAX_EXACT_N = 10000
@@ -75,7 +75,7 @@ class NumericReference:
         return np.sort(values)
 
     def n_unique_with(self, current: np.ndarray) -> int:
-        if self.n_unique > 5:  # already above every unique-count rule
+        if self.n_unique > FEW_UNIQUE_MAX:  # already above every unique-count rule
             return self.n_unique
         return int(np.union1d(self.unique, current).size)
 
@@ -181,7 +181,7 @@ class CategoricalReference:
         return _observed_counts(drop_missing(column))
 
     def n_unique_with(self, current: dict[Any, int]) -> int:
-        if self.n_unique > 5:
+        if self.n_unique > FEW_UNIQUE_MAX:
             return self.n_unique
         return len(self.counts.keys() | current.keys())
 
