@@ -59,6 +59,7 @@ def test_windows_checks_api_metrics_and_reports(make_server):
     want_pred = expected(clean, "prediction").columns[0]
     assert result["prediction_drift"]["score"] == pytest.approx(want_pred.score, rel=1e-12)
     assert server.metric("model_prediction_drift_score") == pytest.approx(want_pred.score, rel=1e-12)
+    assert server.metric("model_prediction_drift_detected") == int(want_pred.drifted)
     assert server.metric("model_drift_detected") == 0
     assert server.metric("drift_detector_checks_total") == 1
     assert server.metric("drift_detector_last_check_timestamp_seconds") > 0

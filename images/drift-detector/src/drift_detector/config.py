@@ -21,7 +21,7 @@ class Settings:
     model_name: str = "model"
     http_port: int = 8080
     http_host: str = "0.0.0.0"
-    data_dir: Path = Path("/var/lib/drift-detector")
+    data_dir: Path = Path("/var/lib/drift-detector/data")
     reports_dir: Path = Path("/var/lib/drift-detector/reports")
     window_size: int = 1000
     min_samples: int = 100

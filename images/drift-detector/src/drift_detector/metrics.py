@@ -49,6 +49,12 @@ class Metrics:
             M,
             registry=r,
         )
+        self.prediction_detected = Gauge(
+            "model_prediction_drift_detected",
+            "1 when the model output drifted in the last window.",
+            M,
+            registry=r,
+        )
         self.performance = Gauge(
             "model_performance",
             "Model quality on labelled predictions (feedback).",
@@ -118,6 +124,7 @@ class Metrics:
             prediction = result.get("prediction_drift")
             if prediction is not None:
                 self.prediction_score.labels(m).set(_number(prediction["score"]))
+                self.prediction_detected.labels(m).set(1 if prediction["drifted"] else 0)
             self.record_performance(result.get("performance") or {})
             self.checks.labels(m).inc()
             self.check_duration.labels(m).observe(duration)
