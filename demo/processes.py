@@ -160,6 +160,8 @@ def install_signal_handlers() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise)
+    # A shell starting the demo in the background sets SIGINT to "ignore"; Ctrl-C must still work.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:

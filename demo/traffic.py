@@ -206,8 +206,15 @@ class TrafficSender:
                     labelled.append((rid, int(targets[i])))
             on_progress(1)
 
-        with ThreadPoolExecutor(self.concurrency) as pool:
+        stop = stop or threading.Event()
+        pool = ThreadPoolExecutor(self.concurrency)
+        try:
             list(pool.map(one, range(len(matrix))))
+        except BaseException:  # Ctrl-C: drop the queued requests instead of sending them all first
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
         if send_labels:
             result.labels_sent, result.labels_accepted = self.send_labels(labelled)
         return result
