@@ -224,6 +224,17 @@ def randomized_cases(count: int, seed: int = 5) -> Iterator[Case]:
         yield Case(f"random-{i}-ref{n_ref}-cur{n_cur}-shift{shift}", ref, cur)
 
 
+def tiny_cases(count: int, seed: int = 9) -> Iterator[Case]:
+    """References and windows of a handful of rows: ties everywhere, unique counts at their edges."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        n_ref, n_cur = int(rng.integers(5, 60)), int(rng.integers(3, 40))
+        shift = float(rng.choice([0.0, 0.5]))
+        yield Case(
+            f"tiny-{i}-ref{n_ref}-cur{n_cur}", mixed_frame(rng, n_ref, 0.0), mixed_frame(rng, n_cur, shift)
+        )
+
+
 ALL_CASE_GROUPS: dict[str, Callable[[], Iterator[Case]]] = {
     "default": default_cases,
     "boundary": boundary_cases,
@@ -231,6 +242,7 @@ ALL_CASE_GROUPS: dict[str, Callable[[], Iterator[Case]]] = {
     "dtypes": dtype_cases,
     "prediction": prediction_cases,
     "random": lambda: randomized_cases(60),
+    "tiny": lambda: tiny_cases(10),
 }
 
 
