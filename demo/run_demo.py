@@ -328,7 +328,10 @@ class Demo:
                 f"{job['metadata']['name']} (image {container.get('image')})\n"
                 f"  manifests: {stack.retrainer_jobs}"
             )
-        self.say(f"all reports: {stack.reports_dir}  logs: {stack.logs}")
+        self.say(
+            f"Evidently reports in {stack.reports_dir} (served at {stack.drift_url}/reports/ while running)"
+        )
+        self.say(f"logs: {stack.logs}")
         self.say(f"demo finished in {elapsed:.0f}s")
 
 
@@ -381,8 +384,7 @@ def quality_cell(p: PhaseRecord) -> str:
 def reports_cell(p: PhaseRecord) -> str:
     if not p.reports:
         return "none yet (made in the background)"
-    root = Path.cwd()
-    shown = [str(r.relative_to(root)) if r.is_relative_to(root) else str(r) for r in p.reports[-2:]]
+    shown = [r.name for r in p.reports[-2:]]
     return "\n".join(shown) + (f"\n(+{len(p.reports) - 2} more)" if len(p.reports) > 2 else "")
 
 

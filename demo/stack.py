@@ -116,8 +116,7 @@ class Stack:
         for path in (s.build_dir / "model", s.build_dir / "reference.parquet"):
             if not path.exists():
                 raise ProcessFailed(f"{path} is missing: run `make demo-model` first")
-        if s.run_dir.exists():
-            shutil.rmtree(s.run_dir)
+        clear_run_dir(s.run_dir)
         for d in (self.logs, self.data_dir, self.reports_dir, self.prom_dir):
             d.mkdir(parents=True)
         on_step("starting the predictor and the drift detector")
@@ -364,6 +363,21 @@ class Stack:
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("KUBECONFIG", None)
         return env
+
+
+RUN_DIR_MARKER = ".kserve-model-monitoring-demo"
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Empty the previous run's directory; refuse a directory the demo did not create."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not (run_dir / RUN_DIR_MARKER).exists():
+            raise ProcessFailed(
+                f"refusing to clear {run_dir}: not a demo run directory (no {RUN_DIR_MARKER})"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_DIR_MARKER).write_text("written by demo/stack.py; the next run empties this directory\n")
 
 
 def get_json(url: str, timeout: float = 10.0) -> Any:
