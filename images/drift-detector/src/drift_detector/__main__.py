@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=10,
+        # Nothing here reads client addresses or needs Server/Date headers: skip that work per request.
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
     )
     uvicorn.Server(config).run()
     return 0
