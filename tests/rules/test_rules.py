@@ -183,3 +183,17 @@ def test_components_switch_their_alerts_off():
     assert "KServeModelDriftDetectorDown" not in alerts, "no absent() alert for an undeployed detector"
     assert "KServeModelRetrainJobFailed" not in alerts
     assert "KServeModelLatencyHigh" in alerts
+
+
+def test_a_group_whose_alerts_are_all_off_is_left_out(tmp_path):
+    """Prometheus needs at least one rule per group: switching every alert of a group off drops it."""
+    drift = ("KServeModelDataDriftDetected", "KServeModelDriftShareCritical", "KServeModelPredictionDrift")
+    off = {f"prometheusRule.rules.{name}.enabled": False for name in (*drift, "KServeModelQualityLow")}
+    off["prometheusRule.rules.KServeModelRetrainJobFailed.enabled"] = False
+    spec = render_rule(off)["spec"]
+    names = [g["name"] for g in spec["groups"]]
+    assert names == ["kserve-model-monitoring.predictor", "kserve-model-monitoring.drift-detector"]
+    assert all(g["rules"] for g in spec["groups"])
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(spec))
+    out = promtool("check", "rules", "rules.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
