@@ -306,6 +306,15 @@ def test_empty_columns_can_be_skipped() -> None:
         profile.check(window.assign(a=np.nan), skip_empty_columns=True)
 
 
+def test_unhashable_categories() -> None:
+    reference = pd.DataFrame({"c": ["a", "b"] * 5})
+    profile = ReferenceProfile.build(reference, infer_column_specs(reference))
+    with pytest.raises(
+        DriftInputError, match="column 'c' in the current data holds values that are not categories"
+    ):
+        profile.check(pd.DataFrame({"c": [["a"], ["b"]]}))
+
+
 def test_strings_in_a_numeric_column() -> None:
     profile = numeric_profile(np.arange(10.0))
     with pytest.raises(

@@ -170,7 +170,7 @@ class CategoricalReference:
     def __init__(self, name: str, column: pd.Series) -> None:
         self.name = name
         self.n = len(column)
-        self.counts = _observed_counts(column)
+        self.counts = _observed_counts(name, column, "reference")
         self.n_unique = len(self.counts)
 
     @property
@@ -178,7 +178,7 @@ class CategoricalReference:
         return sys.getsizeof(self.counts) + sum(sys.getsizeof(k) + 28 for k in self.counts)
 
     def current_values(self, column: pd.Series) -> dict[Any, int]:
-        return _observed_counts(drop_missing(column))
+        return _observed_counts(self.name, drop_missing(column), "current data")
 
     def n_unique_with(self, current: dict[Any, int]) -> int:
         if self.n_unique > FEW_UNIQUE_MAX:
@@ -212,9 +212,14 @@ class CategoricalReference:
         return _z_p_value(ref_others, self.n, cur_others, n_cur)
 
 
-def _observed_counts(column: pd.Series) -> dict[Any, int]:
-    # A pandas Categorical also lists its unused categories, with count 0: Evidently's keys don't.
-    return {k: int(v) for k, v in column.value_counts().items() if v > 0}
+def _observed_counts(name: str, column: pd.Series, where: str) -> dict[Any, int]:
+    try:
+        # A pandas Categorical also lists its unused categories, with count 0: Evidently's keys don't.
+        return {k: int(v) for k, v in column.value_counts().items() if v > 0}
+    except TypeError as err:  # unhashable values such as lists
+        raise DriftInputError(
+            f"column {name!r} in the {where} holds values that are not categories: {err}", column=name
+        ) from err
 
 
 def _histogram_cumulative(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
