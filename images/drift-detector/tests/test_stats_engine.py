@@ -277,6 +277,15 @@ def test_missing_columns_are_named() -> None:
         profile.check(reference[["a"]])
 
 
+def test_duplicate_column_names() -> None:
+    profile = numeric_profile(np.arange(10.0))
+    window = pd.DataFrame([[1.0, 2.0]], columns=["x", "x"])
+    with pytest.raises(DriftInputError, match=r"duplicate column names in the current data: \['x'\]"):
+        profile.check(window)
+    with pytest.raises(DriftInputError, match=r"duplicate column names in the reference: \['x'\]"):
+        ReferenceProfile.build(window, {"x": ColumnSpec(kind="numeric")})
+
+
 def test_empty_window() -> None:
     profile = numeric_profile(np.arange(10.0))
     with pytest.raises(DriftInputError, match="the current window is empty"):

@@ -73,6 +73,7 @@ class ReferenceProfile:
         missing = [name for name in specs if name not in reference.columns]
         if missing:
             raise DriftInputError(f"columns missing from the reference: {missing}")
+        _require_unique_columns(reference, "reference")
         kind_stattest = {NUMERIC: num_stattest, CATEGORICAL: cat_stattest}
         kind_threshold = {NUMERIC: num_threshold, CATEGORICAL: cat_threshold}
         columns = []
@@ -98,6 +99,7 @@ class ReferenceProfile:
         missing = [c.name for c in self._columns if c.name not in current.columns]
         if missing:
             raise DriftInputError(f"columns missing from the current data: {missing}")
+        _require_unique_columns(current, "current data")
         results, skipped = [], {}
         for column in self._columns:
             result = self._check_column(column, current[column.name], raise_if_empty=not skip_empty_columns)
@@ -165,3 +167,9 @@ def _reference_statistics(
         )
     may_use_ks = stattest is KS or (stattest is None and len(clean) <= SMALL_REFERENCE_MAX_ROWS)
     return NumericReference(name, clean, may_use_ks)
+
+
+def _require_unique_columns(frame: pd.DataFrame, where: str) -> None:
+    if not frame.columns.is_unique:
+        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise DriftInputError(f"duplicate column names in the {where}: {duplicated}")
