@@ -51,7 +51,7 @@ OPTIONS: list[tuple[str, type, object, str]] = [
     ("--scrape-interval", int, 2, "Prometheus scrape and rule evaluation interval, seconds"),
     ("--retrain-sustained-for", str, "15s", "the retrain controller's sustainedFor"),
     ("--retrain-interval", int, 5, "seconds between the retrain controller's passes (watch mode)"),
-    ("--malignant-share", float, 0.8, "share of malignant cases in the drifted phase (held-out: ~37%)"),
+    ("--malignant-share", float, 0.8, "share of malignant cases in the drifted phase (held-out: ~37%%)"),
     ("--concurrency", int, 4, "client threads sending traffic"),
     ("--seed", int, 7, "random seed of the traffic"),
     ("--run-dir", Path, BUILD / "run", "logs, drift detector data, reports, Prometheus data"),
@@ -159,7 +159,7 @@ class Demo:
             "response to the drift detector\n      as the same binary-mode CloudEvents KServe's logger sends."
         )
         started = time.monotonic()
-        with Stack(self.settings) as stack:
+        with Stack(self.settings, on_step=lambda text: self.say(f"- {text}")) as stack:
             self.stack = stack
             self.say(f"stack up in {time.monotonic() - started:.0f}s (logs: {stack.logs})")
             self.say(

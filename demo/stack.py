@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,9 @@ class StackSettings:
 
 
 class Stack:
-    def __init__(self, settings: StackSettings):
+    def __init__(self, settings: StackSettings, on_step: Callable[[str], None] = lambda text: None):
         self.settings = settings
+        self.on_step = on_step
         s = settings
         self.logs = s.run_dir / "logs"
         self.data_dir = s.run_dir / "drift-data"
@@ -111,8 +113,8 @@ class Stack:
         assert self.relay is not None, "stack not started"
         return self.relay.url
 
-    def start(self, on_step=lambda text: None) -> None:
-        s = self.settings
+    def start(self) -> None:
+        s, on_step = self.settings, self.on_step
         for path in (s.build_dir / "model", s.build_dir / "reference.parquet"):
             if not path.exists():
                 raise ProcessFailed(f"{path} is missing: run `make demo-model` first")
@@ -124,7 +126,9 @@ class Stack:
         self.procs["drift-detector"] = self._drift_detector().start()
         on_step("rendering the alert rules from the chart with helm")
         rules = self._rules_file()
+        on_step(f"starting Prometheus with {len(self.alerts)} alert rules from the chart")
         self.procs["prometheus"] = self._prometheus(rules).start()
+        on_step("waiting for the services to be ready")
         self.wait_drift_detector()
         self.procs["predictor"].wait_ready(self._predictor_ready, timeout=120, what="serving the model")
         self.procs["prometheus"].wait_ready(lambda: http_ok(f"{self.prometheus_url}/-/ready"), 60, "ready")
@@ -371,7 +375,8 @@ RUN_DIR_MARKER = ".kserve-model-monitoring-demo"
 def clear_run_dir(run_dir: Path) -> None:
     """Empty the previous run's directory; refuse a directory the demo did not create."""
     if run_dir.exists() and any(run_dir.iterdir()):
-        if not (run_dir / RUN_DIR_MARKER).exists():
+        ours = (run_dir / RUN_DIR_MARKER).exists() or run_dir.resolve().is_relative_to(REPO / "build")
+        if not ours:
             raise ProcessFailed(
                 f"refusing to clear {run_dir}: not a demo run directory (no {RUN_DIR_MARKER})"
             )
