@@ -308,6 +308,10 @@ def main() -> int:
                 lambda: start_service(tmp, f"nofsync{c}", reference, {"fsync": "never"}),
             ),
             (
+                "drift detector, fsync interval",
+                lambda: start_service(tmp, f"interval{c}", reference, {"fsync": "interval"}),
+            ),
+            (
                 "drift detector, fsync always (default)",
                 lambda: start_service(tmp, f"fsync{c}", reference, {}),
             ),

@@ -309,7 +309,8 @@ class Service:
                 ):
                     self._close()
                 self._update_gauges()
-                self.wal.commit()  # flush timer records; nobody waits on them
+                if self.wal.has_unwritten():
+                    self.wal.commit()  # flush timer records; nobody waits on them
             except Exception:
                 LOG.exception("timer failed")
 

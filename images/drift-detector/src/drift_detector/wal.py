@@ -99,6 +99,9 @@ class WriteAheadLog:
         self._buf.append(frame)
         self.bytes_in_segment += len(frame)
 
+    def has_unwritten(self) -> bool:
+        return bool(self._buf or self._before_rotation)
+
     def commit(self) -> asyncio.Future:
         """A future resolved when everything appended so far is durable (per the fsync policy)."""
         fut = self._loop.create_future()
