@@ -166,7 +166,7 @@ class InputDecoder:
                 values = np.asarray(tensor.data).reshape(-1)
             except ValueError:  # ragged nesting
                 values = None
-            if values is None or values.dtype == object:
+            if values is None or values.dtype.kind not in "fiub":  # keep each value's own type for diagnosis
                 values = np.asarray(_flatten(tensor.data), dtype=object)
         if values.size != expected:
             raise BadInput(
