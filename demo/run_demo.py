@@ -367,7 +367,11 @@ def decision_cell(p: PhaseRecord, stack: Stack) -> str:
     if creates:
         d = creates[0]
         verb = "would create (dry run)" if d.get("outcome") == "dry_run" else d.get("outcome", "created")
-        return f"{verb} Job {d['job']} in namespace training: {d['reason']}"
+        text = f"{verb} Job {d['job']} in namespace training: {d['reason']}"
+        later = [x["reason"] for x in p.decisions[p.decisions.index(d) + 1 :] if x.get("action") != "create"]
+        if later:  # only a real Kubernetes API remembers the Job: the next passes hold back
+            text += f"; then {len(later)} passes skipped it ({', '.join(sorted(set(later)))})"
+        return text
     skips = [d for d in p.decisions if d.get("action") != "create"]
     if skips:
         return f"skip: {skips[-1]['reason']} ({p.passes} passes)"
