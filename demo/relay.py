@@ -25,6 +25,7 @@ import http.client
 import json
 import queue
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,6 +114,8 @@ class PayloadLoggerRelay:
             for i in range(workers)
         ]
         self._local = threading.local()
+        self._idle = threading.Condition()
+        self._in_flight = 0  # proxied calls whose response event is not queued yet
 
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> PayloadLoggerRelay:
@@ -128,7 +131,11 @@ class PayloadLoggerRelay:
                 self.events.put(None, timeout=5)
 
     def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued event was delivered (or failed); False on timeout."""
+        """Wait until no call is in flight and every event was delivered (or failed); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout):
+                return False
         done = threading.Event()
 
         def _join():
@@ -136,7 +143,7 @@ class PayloadLoggerRelay:
             done.set()
 
         threading.Thread(target=_join, daemon=True).start()
-        return done.wait(timeout)
+        return done.wait(max(0.0, deadline - time.monotonic()))
 
     def _serve(self) -> None:
         self._server.serve_forever(poll_interval=0.2)
@@ -169,6 +176,16 @@ class PayloadLoggerRelay:
         return conn
 
     def _proxy(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            self._proxy_call(handler)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _proxy_call(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
