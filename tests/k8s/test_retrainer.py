@@ -296,6 +296,28 @@ def test_forbidden_exits_3_naming_the_missing_permission(
     assert client.BatchV1Api(admin).list_namespaced_job(namespaces[0]).items == []
 
 
+def test_role_without_create_exits_3_naming_create(admin, namespaces, release, evaluation_time):
+    # A Role that lets the retrainer list Jobs but not create them (a half-configured namespace).
+    list_only = create_namespace(admin, "list-only")
+    rbac = client.RbacAuthorizationV1Api(admin)
+    rbac.create_namespaced_role(list_only, client.V1Role(
+        metadata=client.V1ObjectMeta(name="list-jobs"),
+        rules=[client.V1PolicyRule(api_groups=["batch"], resources=["jobs"], verbs=["list"])],
+    ))  # fmt: skip
+    rbac.create_namespaced_role_binding(list_only, client.V1RoleBinding(
+        metadata=client.V1ObjectMeta(name="list-jobs"),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="list-jobs"),
+        subjects=[client.RbacV1Subject(kind="ServiceAccount", name=release["service_account"],
+                                       namespace=namespaces[0])],
+    ))  # fmt: skip
+    run = run_check(release, evaluation_time, "--training-namespace", list_only)
+    assert run.code == 3, run.stderr
+    reason = one_line_reason(run)
+    assert "forbidden" in reason and "create" in reason and "jobs" in reason and list_only in reason
+    assert run.decision(DRIFTED)["outcome"] == "forbidden"
+    assert client.BatchV1Api(admin).list_namespaced_job(list_only).items == []
+
+
 def test_api_server_unreachable_exits_4_and_creates_nothing(
     cluster, admin, namespaces, release, evaluation_time, no_jobs
 ):
