@@ -88,10 +88,22 @@ class WindowWatcher:
             return max(self.windows, default=0)
 
 
+# Evidently stattests whose score is a p-value (drift when low); the others are distances (drift when high).
+P_VALUE_TESTS = {
+    "ks", "chisquare", "z", "t_test", "mannw", "anderson", "cramer_von_mises", "fisher_exact", "g_test",
+    "epps_singleton", "empirical_mmd",
+}  # fmt: skip
+
+
 def drifted_features(result: dict) -> list[str]:
-    """Names of the drifted features of one window, most drifted (by score) first."""
+    """Names of the drifted features of one window, strongest evidence first."""
+
+    def strength(column: dict) -> float:
+        score = column.get("score") or 0.0
+        return score if column.get("stattest") in P_VALUE_TESTS else -score
+
     cols = [c for c in result.get("columns", []) if c.get("drifted")]
-    return [c["name"] for c in sorted(cols, key=lambda c: -abs(c.get("score") or 0))]
+    return [c["name"] for c in sorted(cols, key=strength)]
 
 
 def timestamp(text: str) -> float:
