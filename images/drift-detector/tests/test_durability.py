@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 
@@ -105,15 +106,24 @@ def test_sigkill_mid_stream_loses_no_acknowledged_row(make_server, window_size, 
     again.wait_for(lambda: again.window()["closed_unchecked"] == 0, timeout=60, what="re-checks")
 
 
-def test_torn_tail_is_cut_and_later_records_survive(tmp_path):
+def test_torn_tail_is_zeroed_and_later_records_follow_the_intact_ones(tmp_path):
     wal_dir = tmp_path / "wal"
     wal_dir.mkdir()
     good = encode(["i", [[1.0, 2.0, "red"]], None, None, 1.0])
-    (wal_dir / "wal-00000001.log").write_bytes(good + encode(["c", 1, 2.0])[:-3])  # crash mid-write
+    torn = encode(["c", 1, 2.0])[:-3]  # the crash came in the middle of this write
+    (wal_dir / "wal-00000001.log").write_bytes(good + torn + bytes(100))
     log = WriteAheadLog(wal_dir)
-    records = list(log.replay())
-    assert records == [["i", [[1.0, 2.0, "red"]], None, None, 1.0]]
-    assert (wal_dir / "wal-00000001.log").stat().st_size == len(good)
+    assert list(log.replay()) == [["i", [[1.0, 2.0, "red"]], None, None, 1.0]]
+    assert (wal_dir / "wal-00000001.log").read_bytes()[len(good) :].strip(b"\0") == b""
+
+    async def write_more():
+        log.start(asyncio.get_running_loop())
+        log.append(["d", 1])
+        await log.commit()
+        log.close()
+
+    asyncio.run(write_more())
+    assert [r[0] for r in WriteAheadLog(wal_dir).replay()] == ["i", "d"]
 
 
 def test_snapshot_round_trip_equals_replayed_state():

@@ -5,8 +5,10 @@ one os.write (page cache: survives a killed process). Under the default policy (
 are acknowledged only after an fdatasync, which runs in a helper thread: while one fsync is in flight
 the next records are written and queue up, and one fsync then covers all of them (group commit).
 
-Layout: <dir>/wal-<n>.log segments. Frame: u32 length, u32 crc32, orjson payload. A torn tail (a
-crash in the middle of a write) fails its CRC or length check and is cut off at replay: it was never
+Layout: <dir>/wal-<n>.log segments, zero-filled ahead of the writes (CHUNK at a time, by the helper
+thread) so that an fdatasync flushes data only, never the file size: about half the latency of an
+appending log. Frame: u32 length, u32 crc32, orjson payload; a zero length ends the data. A torn tail
+(a crash in the middle of a write) fails its CRC or length check and is zeroed at replay: it was never
 acknowledged. `rotate(snapshot)` starts a new segment whose first record is a full snapshot of the
 state, then deletes the older segments, so the log stays bounded.
 """
@@ -29,6 +31,7 @@ import orjson
 LOG = logging.getLogger(__name__)
 HEADER = struct.Struct("<II")
 MAX_RECORD = 1 << 30
+CHUNK = 4 * 1024 * 1024  # zeroed ahead of the write offset
 
 
 def encode(record: Any) -> bytes:
@@ -50,6 +53,9 @@ class WriteAheadLog:
         self._rotation: bytes | None = None  # snapshot frame of a rotation waiting for an fsync
         self._before_rotation: list[bytes] = []  # records that precede that snapshot
         self._fd = -1
+        self._offset = 0  # end of the data in the current segment
+        self._allocated = 0  # end of the zeroed region that writes may use without racing the zeroing
+        self._extending = False  # the helper thread is zeroing [_allocated, _allocated + CHUNK)
         self._segment = 0
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -63,7 +69,7 @@ class WriteAheadLog:
         return sorted(self.dir.glob("wal-*.log"), key=lambda p: int(p.stem.split("-")[1]))
 
     def replay(self) -> Iterator[Any]:
-        """Every intact record in order; truncates a torn tail of the last segment."""
+        """Every intact record in order; zeroes a torn tail of the last segment."""
         segments = self.segments()
         for i, path in enumerate(segments):
             data = path.read_bytes()
@@ -71,28 +77,31 @@ class WriteAheadLog:
             while pos + HEADER.size <= len(data):
                 length, crc = HEADER.unpack_from(data, pos)
                 payload = data[pos + HEADER.size : pos + HEADER.size + length]
-                if length > MAX_RECORD or len(payload) != length or zlib.crc32(payload) != crc:
+                if length == 0 or length > MAX_RECORD or len(payload) != length or zlib.crc32(payload) != crc:
                     break
                 yield orjson.loads(payload)
                 pos += HEADER.size + length
-            if pos != len(data):
-                LOG.warning("write-ahead log %s: cutting a torn tail of %d bytes", path.name, len(data) - pos)
-                if i == len(segments) - 1:
+            if i == len(segments) - 1:
+                self._offset, self._allocated = pos, len(data)
+                if data[pos:].strip(b"\0"):
+                    LOG.warning("write-ahead log %s: zeroing a torn tail after byte %d", path.name, pos)
                     with open(path, "r+b") as fh:
-                        fh.truncate(pos)
+                        fh.seek(pos)
+                        fh.write(bytes(len(data) - pos))
                         os.fsync(fh.fileno())
         if segments:
             self._segment = int(segments[-1].stem.split("-")[1])
-            self.bytes_in_segment = segments[-1].stat().st_size
+            self.bytes_in_segment = self._offset
 
     # --- writing ------------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         if self._segment == 0:
             self._segment = 1
-        self._fd = os.open(self._path(self._segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._fd = os.open(self._path(self._segment), os.O_RDWR | os.O_CREAT, 0o640)
         self._fsync_dir()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
+        self._maybe_extend()
 
     def append(self, record: Any) -> None:
         frame = encode(record)
@@ -121,7 +130,7 @@ class WriteAheadLog:
         self._buf = []
         self._rotation = encode(["s", snapshot])
         self.bytes_in_segment = self.snapshot_bytes = len(self._rotation)
-        if not self._syncing:
+        if not self._syncing and not self._extending:
             self._rotate()
 
     def close(self) -> None:
@@ -146,11 +155,15 @@ class WriteAheadLog:
         self._flush_scheduled = False
         if self._rotation is not None:
             return  # held back until the rotation (after the in-flight fsync) is done
+        data = b"".join(self._buf)
+        if self._extending and self._offset + len(data) > self._allocated:
+            return  # would race the zeroing: written when it is done
         waiters, self._waiters = self._waiters, []
         try:
-            if self._buf:
-                self._write(b"".join(self._buf))
+            if data:
+                self._write(data)
                 self._buf = []
+                self._maybe_extend()
         except OSError as exc:  # disk full, I/O error: fail the waiters, never acknowledge
             LOG.error("write-ahead log write failed: %s", exc)
             self.error = exc
@@ -180,7 +193,7 @@ class WriteAheadLog:
             LOG.error("write-ahead log fsync failed: %s", error)
             self.error = error
         _resolve(waiters, error)
-        if self._rotation is not None:
+        if self._rotation is not None and not self._extending:
             self._rotate()
             self._flush()
         elif self._sync_waiters:
@@ -189,8 +202,31 @@ class WriteAheadLog:
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            n = os.write(self._fd, view)
+            n = os.pwrite(self._fd, view, self._offset)
+            self._offset += n
             view = view[n:]
+
+    def _maybe_extend(self) -> None:
+        """Zero the next CHUNK in the helper thread before the writes get there."""
+        if self._extending or self._executor is None or self._allocated - self._offset > CHUNK // 2:
+            return
+        self._extending = True
+        self._allocated = start = max(self._allocated, self._offset)
+        future = self._loop.run_in_executor(self._executor, _zero_fill, self._fd, start, CHUNK)
+        future.add_done_callback(lambda f: self._extended(f, start))
+
+    def _extended(self, future: asyncio.Future, start: int) -> None:
+        self._extending = False
+        if future.exception() is None:
+            self._allocated = start + CHUNK
+        else:  # not fatal: writes past the zeroed region simply grow the file
+            LOG.warning("write-ahead log: zero-filling failed: %s", future.exception())
+        if self._rotation is not None and not self._syncing:
+            self._rotate()
+        if self._buf or self._waiters:
+            self._flush()
+        else:
+            self._maybe_extend()
 
     def _rotate(self) -> None:
         """Old segment fully synced, new one holds the snapshot, then the old ones go."""
@@ -207,11 +243,13 @@ class WriteAheadLog:
             tmp = path.with_suffix(".tmp")
             with open(tmp, "wb") as fh:
                 fh.write(frame)
+                fh.write(bytes(CHUNK))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
             self._fsync_dir()
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            self._fd = os.open(path, os.O_RDWR)
+            self._offset, self._allocated = len(frame), len(frame) + CHUNK
         except OSError as exc:
             LOG.error("write-ahead log rotation failed: %s", exc)
             self.error = exc
@@ -231,6 +269,11 @@ class WriteAheadLog:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _zero_fill(fd: int, start: int, size: int) -> None:
+    os.pwrite(fd, bytes(size), start)
+    os.fdatasync(fd)
 
 
 def _resolve(waiters: list[asyncio.Future], error: BaseException | None) -> None:
