@@ -16,15 +16,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from timing import ALERT_FOR, RETRAIN_SUSTAINED_FOR, SCRAPE_SECONDS, WINDOW  # noqa: E402
+
 from demo.scenario import WindowWatcher  # noqa: E402
 from demo.stack import BUILD, Stack, StackSettings  # noqa: E402
 from demo.traffic import DemoData, TrafficSender  # noqa: E402
-
-WINDOW = 100
-RATE = 60.0  # requests per second, one row each
-SCRAPE_SECONDS = 1
-ALERT_FOR = "8s"  # spans ~5 windows at RATE: one noisy clean window cannot fire an alert
-RETRAIN_SUSTAINED_FOR = "6s"
 
 
 @pytest.fixture(scope="session")

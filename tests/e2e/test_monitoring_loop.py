@@ -15,9 +15,9 @@ import time
 
 import pytest
 import yaml
-from conftest import ALERT_FOR, RATE, SCRAPE_SECONDS, WINDOW
 from dashboard_panels import PANELS_WITHOUT_DATA, dashboard_queries, substitute
 from kubernetes import client
+from timing import ALERT_FOR, RATE, SCRAPE_SECONDS, WINDOW
 
 from demo.relay import REQUEST_TYPE
 from demo.scenario import (

@@ -1,0 +1,7 @@
+"""The end-to-end stack's scale and timing: shorter than the demo's, the same shape."""
+
+WINDOW = 100  # rows per drift window
+RATE = 60.0  # requests per second, one row each
+SCRAPE_SECONDS = 1  # Prometheus scrape and rule evaluation interval
+ALERT_FOR = "8s"  # every alert's `for`: spans ~5 windows at RATE, so one noisy clean window cannot fire
+RETRAIN_SUSTAINED_FOR = "6s"
