@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared chartlib
-from kube_harness import Cluster, install_crds, start_cluster, upstream_crd_files
+from kube_harness import Cluster, ensure_kube_apiserver, install_crds, start_cluster, upstream_crd_files
 from kubernetes import client
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory) -> Cluster:
+def cluster(tmp_path_factory, pytestconfig) -> Cluster:
     """kube-apiserver (RBAC, ServiceAccount tokens, TLS) and etcd on loopback, stopped after the session."""
+    # A cold build takes minutes: let its progress reach the terminal instead of pytest's capture.
+    with pytestconfig.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        ensure_kube_apiserver()
     directory = tmp_path_factory.mktemp("kube")
     started, etcd = start_cluster(directory)
     yield started
