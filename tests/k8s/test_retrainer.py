@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -229,33 +230,42 @@ def training_job(name: str = "rbac-probe") -> dict:
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": {"template": pod}}
 
 
-def refused_requests(models_ns: str, training_ns: str) -> dict[str, tuple]:
-    jobs = f"/apis/batch/v1/namespaces/{training_ns}/jobs"
+class Probe(NamedTuple):
+    method: str
+    path: str
+    body: dict | None = None
+    query: dict | None = None
+
+
+def refused_requests(models_ns: str, training_ns: str) -> dict[str, Probe]:
+    """What the retrainer's token must not do: the Role grants list and create of Jobs in the
+    training namespace, nothing else (authorization answers before any object lookup)."""
+    jobs, job = f"/apis/batch/v1/namespaces/{training_ns}/jobs", training_job()
     pods = f"/api/v1/namespaces/{training_ns}/pods"
     return {
-        "create jobs in the release namespace": ("POST", f"/apis/batch/v1/namespaces/{models_ns}/jobs", True),
-        "create jobs in default": ("POST", "/apis/batch/v1/namespaces/default/jobs", True),
-        "list jobs in the release namespace": ("GET", f"/apis/batch/v1/namespaces/{models_ns}/jobs", False),
-        "list jobs in all namespaces": ("GET", "/apis/batch/v1/jobs", False),
-        "get a job": ("GET", f"{jobs}/rbac-probe", False),
-        "watch jobs": ("GET", jobs, False, {"watch": "true", "timeoutSeconds": "1"}),
-        "update a job": ("PUT", f"{jobs}/rbac-probe", True),
-        "patch a job": ("PATCH", f"{jobs}/rbac-probe", {"metadata": {"labels": {"x": "y"}}}),
-        "update job status": ("PUT", f"{jobs}/rbac-probe/status", True),
-        "delete a job": ("DELETE", f"{jobs}/rbac-probe", False),
-        "delete all jobs": ("DELETE", jobs, False),
-        "create cronjobs": ("POST", f"/apis/batch/v1/namespaces/{training_ns}/cronjobs", False),
-        "list pods": ("GET", pods, False),
-        "create pods": ("POST", pods, False),
-        "exec into a pod": ("POST", f"{pods}/trainer/exec", False, {"command": "sh"}),
-        "read pod logs": ("GET", f"{pods}/trainer/log", False),
-        "list secrets": ("GET", f"/api/v1/namespaces/{training_ns}/secrets", False),
-        "create rolebindings": (
-            "POST",
-            f"/apis/rbac.authorization.k8s.io/v1/namespaces/{training_ns}/rolebindings",
-            False,
+        "create jobs in the release namespace": Probe(
+            "POST", f"/apis/batch/v1/namespaces/{models_ns}/jobs", job
         ),
-        "list namespaces": ("GET", "/api/v1/namespaces", False),
+        "create jobs in default": Probe("POST", "/apis/batch/v1/namespaces/default/jobs", job),
+        "list jobs in the release namespace": Probe("GET", f"/apis/batch/v1/namespaces/{models_ns}/jobs"),
+        "list jobs in all namespaces": Probe("GET", "/apis/batch/v1/jobs"),
+        "get a job": Probe("GET", f"{jobs}/rbac-probe"),
+        "watch jobs": Probe("GET", jobs, query={"watch": "true", "timeoutSeconds": "1"}),
+        "update a job": Probe("PUT", f"{jobs}/rbac-probe", job),
+        "patch a job": Probe("PATCH", f"{jobs}/rbac-probe", {"metadata": {"labels": {"x": "y"}}}),
+        "update job status": Probe("PUT", f"{jobs}/rbac-probe/status", job),
+        "delete a job": Probe("DELETE", f"{jobs}/rbac-probe"),
+        "delete all jobs": Probe("DELETE", jobs),
+        "create cronjobs": Probe("POST", f"/apis/batch/v1/namespaces/{training_ns}/cronjobs"),
+        "list pods": Probe("GET", pods),
+        "create pods": Probe("POST", pods),
+        "exec into a pod": Probe("POST", f"{pods}/trainer/exec", query={"command": "sh"}),
+        "read pod logs": Probe("GET", f"{pods}/trainer/log"),
+        "list secrets": Probe("GET", f"/api/v1/namespaces/{training_ns}/secrets"),
+        "create rolebindings": Probe(
+            "POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{training_ns}/rolebindings"
+        ),
+        "list namespaces": Probe("GET", "/api/v1/namespaces"),
     }
 
 
@@ -268,11 +278,9 @@ def test_the_role_grants_list_and_create_of_jobs_in_the_training_namespace(clust
 
 @pytest.mark.parametrize("what", list(refused_requests("m", "t")))
 def test_the_same_token_is_refused_everything_else(cluster, namespaces, release, what):
-    method, path, body, *query = refused_requests(*namespaces)[what]
-    if body is True:
-        body = training_job()
+    probe = refused_requests(*namespaces)[what]
     api = cluster.token_client(release["token"])
-    assert request_status(api, method, path, body or None, **(query[0] if query else {})) == 403
+    assert request_status(api, probe.method, probe.path, probe.body, **(probe.query or {})) == 403
 
 
 # --- reliability: documented exit codes and one-line reasons ---------------------------------
