@@ -114,6 +114,7 @@ class Demo:
         self.rng = np.random.default_rng(args.seed)
         self.phase: PhaseRecord | None = None
         self.phases: list[PhaseRecord] = []
+        self.problems: list[str] = []
         clean_rows = rows_for(args.clean_seconds, args.rate, args.window_size)
         self.settings = StackSettings(
             run_dir=args.run_dir,
@@ -135,6 +136,11 @@ class Demo:
     # --- output -----------------------------------------------------------------------------------
     def say(self, text: str = "") -> None:
         self.console.line(text)
+
+    def problem(self, text: str) -> None:
+        """Something the demo should have shown did not happen: said now, and the exit code is 1."""
+        self.problems.append(text)
+        self.say(f"  PROBLEM: {text}")
 
     def on_window(self, result: dict) -> None:
         if self.phase is not None:
@@ -208,6 +214,9 @@ class Demo:
                 self.say("stack still running (--keep-running): press Ctrl-C to stop every process")
                 while True:
                     time.sleep(3600)
+        if self.problems:
+            self.say(f"demo incomplete: {len(self.problems)} problem(s), see PROBLEM lines and the logs")
+            return 1
         return 0
 
     def run_phase(self, stack, watcher, sender, name, description, frame) -> PhaseRecord:
@@ -228,8 +237,8 @@ class Demo:
             f"  sent {result.ok_requests} requests ({result.failed_requests} failed); "
             f"ground truth for {result.labels_sent}, matched to logged predictions: {result.labels_accepted}"
         )
-        if result.errors:
-            self.say(f"  first errors: {result.errors[:2]}")
+        if result.failed_requests:
+            self.problem(f"{result.failed_requests} requests failed, first errors: {result.errors[:2]}")
         stack.relay.drain(timeout=30)
         expected = len(frame) // a.window_size
         try:
@@ -239,7 +248,7 @@ class Demo:
                 what=f"{expected} drift checks of the {name} phase",
             )
         except Timeout as err:
-            self.say(f"  warning: {err}")
+            self.problem(str(err))
         return phase
 
     def settle_clean(self, stack) -> None:
@@ -262,7 +271,7 @@ class Demo:
             )
             self.say(f"  Prometheus: {DRIFT_ALERT} is FIRING")
         except Timeout as err:
-            self.say(f"  warning: {err}")
+            self.problem(str(err))
         since = self.phase.started
         budget = seconds(a.retrain_sustained_for) + 3 * a.retrain_interval + 30
         try:
@@ -277,7 +286,7 @@ class Demo:
                 f"({decision.get('outcome')}): {decision['reason']}"
             )
         except Timeout as err:
-            self.say(f"  warning: {err}")
+            self.problem(str(err))
         time.sleep(2 * a.scrape_interval)
         self.close_phase(stack)
 
