@@ -118,6 +118,8 @@ class Stack:
         for path in (s.build_dir / "model", s.build_dir / "reference.parquet"):
             if not path.exists():
                 raise ProcessFailed(f"{path} is missing: run `make demo-model` first")
+        for tool in ("prometheus", "promtool"):  # before anything starts
+            _tool(tool)
         clear_run_dir(s.run_dir)
         for d in (self.logs, self.data_dir, self.reports_dir, self.prom_dir):
             d.mkdir(parents=True)
