@@ -5,6 +5,8 @@
 // replaces them with ./staging paths that exist only in its own repository, so a module that
 // depends on it must pin each staging module to the release's tag: kubernetes v1.X.Y <=> v0.X.Y.
 // To move to another release, change every version below together and run `go mod tidy`.
+// Not replaced: k8s.io/sample-cli-plugin and k8s.io/sample-controller, in kubernetes' own replace list
+// but no dependency of kube-apiserver (and the proxy serves no v0.37.2 of either).
 module kserve-model-monitoring/ci/kube-apiserver
 
 go 1.26.0
