@@ -145,3 +145,17 @@ def test_model_performance_from_feedback(make_server):
     )
     # The same id again is unknown now: each prediction takes one label.
     assert server.client.post("/v1/feedback", json=feedback[:1]).json() == {"matched": 0, "unknown": 1}
+
+
+def test_large_ingest_batches_split_into_windows_and_age_closes_a_window(make_server):
+    config = {"reports_enabled": False, "window_max_age_seconds": 1.0}
+    server = make_server(config, window_size=200, min_samples=100).start()
+    rows = [{**r, "prediction": 0.5} for r in sample_rows(450, seed=4)]
+    assert server.client.post("/v1/ingest", json={"rows": rows}).json() == {"accepted": 450}
+    server.wait_for(lambda: _latest(server, 2), what="two windows closed by count")
+    history = server.client.get("/api/v1/drift/history?limit=10").json()["results"]
+    assert [h["window"]["rows"] for h in history] == [200, 200]
+    assert server.window()["rows"] == 50  # fewer than min_samples: age alone does not close it
+    assert server.client.post("/v1/ingest", json=rows[:60]).status_code == 200
+    aged = server.wait_for(lambda: _latest(server, 3), timeout=15, what="window closed by age")
+    assert aged["window"]["rows"] == 110
