@@ -137,3 +137,16 @@ def test_image_pull_secrets_reach_every_pod(scenario, scenario_docs):
     for doc, pod, _ in pod_specs(scenario_docs[scenario]):
         spec = pod if pod is not None else doc["spec"]
         assert spec.get("imagePullSecrets", []) == secrets, f"{doc['kind']}/{doc['metadata']['name']}"
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_object_is_labelled_and_namespaced(scenario, scenario_docs):
+    values = yaml.safe_load(SCENARIOS[scenario].read_text()) or {}
+    common = values.get("commonLabels", {})
+    for doc in scenario_docs[scenario]:
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == "kmm", where
+        assert labels["app.kubernetes.io/managed-by"] == "Helm", where
+        assert labels.items() >= common.items(), f"{where}: commonLabels missing"
+        assert doc["metadata"]["namespace"], f"{where}: no namespace"
