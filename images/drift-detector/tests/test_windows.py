@@ -39,7 +39,7 @@ def with_predictions(rows: list[dict]) -> list[dict]:
 
 
 def test_windows_checks_api_metrics_and_reports(make_server):
-    config = {"report_every_n_windows": 0, "reports_max_count": 1}
+    config = {"report_every_n_windows": 0, "reports_max_count": 1, "reports_min_interval_seconds": 0}
     server = make_server(config, window_size=WINDOW, min_samples=WINDOW).start()
     assert server.client.get("/api/v1/drift").status_code == 404
 

@@ -65,6 +65,7 @@ class Checker:
         self._lock = threading.Lock()
         self._perf_queued = threading.Event()
         self._busy = False
+        self._last_report = -float("inf")
         self._thread = threading.Thread(target=self._run, name="drift-checker", daemon=True)
         self._load_history()
 
@@ -190,8 +191,15 @@ class Checker:
         return {**out, "samples": len(labelled)}
 
     def _want_report(self, seq: int, result: dict) -> bool:
+        """On drift and every Nth window, but not more often than reports_min_interval_seconds:
+        under heavy traffic windows close every second and Evidently takes seconds per report."""
         every = self.settings.report_every_n_windows
-        return bool(result["dataset_drift"]) or (every > 0 and seq % every == 0)
+        wanted = bool(result["dataset_drift"]) or (every > 0 and seq % every == 0)
+        now = time.monotonic()
+        if not wanted or now - self._last_report < self.settings.reports_min_interval_seconds:
+            return False
+        self._last_report = now
+        return True
 
     def _report_frame(self, frame: pd.DataFrame, window: Window) -> pd.DataFrame:
         eng = self.engine

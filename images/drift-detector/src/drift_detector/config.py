@@ -63,6 +63,7 @@ class Settings:
     report_every_n_windows: int = 10
     reports_max_count: int = 50
     reports_max_bytes: int = 200 * 1024 * 1024
+    reports_min_interval_seconds: float = 60.0
 
 
 # (flag, settings field, type, help). The environment twin is DRIFT_DETECTOR_<FIELD upper>.
