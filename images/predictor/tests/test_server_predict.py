@@ -143,3 +143,14 @@ def test_every_series_has_model_name_and_none_has_namespace(predictor, holdout):
             keys = dict(labels)
             assert keys.get("model_name") == "demo", name
             assert "namespace" not in keys, name
+
+
+def test_http_host_binds_only_the_given_address(predictor):
+    """KServe always binds 0.0.0.0; --http_host 127.0.0.1 must leave only a loopback listener."""
+    listeners = []
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port = local.split(":")
+        if state == "0A" and int(port, 16) == predictor.port:  # 0A: LISTEN
+            listeners.append(address)
+    assert listeners == ["0100007F"]  # 127.0.0.1, little-endian hex
