@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import sample
 from monitored_predictor.inputs import ERROR_REASONS
@@ -148,7 +150,7 @@ def test_every_series_has_model_name_and_none_has_namespace(predictor, holdout):
 def test_http_host_binds_only_the_given_address(predictor):
     """KServe always binds 0.0.0.0; --http_host 127.0.0.1 must leave only a loopback listener."""
     listeners = []
-    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         local, state = line.split()[1], line.split()[3]
         address, port = local.split(":")
         if state == "0A" and int(port, 16) == predictor.port:  # 0A: LISTEN
