@@ -6,7 +6,8 @@ logger URL as binary-mode CloudEvents. That agent only exists inside Kubernetes,
 end-to-end test put this relay in its place. It sends what KServe 0.20's agent sends
 (pkg/logger/handler.go, worker.go):
 
-- one event per request, then one per response, only when the predictor answered HTTP 200;
+- one event per request (every call but the kubelet's probes), then one per response, only when the
+  predictor answered HTTP 200;
 - both with the same `Ce-Id` (the caller's `Ce-Id` header, else a new UUID);
 - attributes as headers: Ce-Specversion 1.0, Ce-Id, Ce-Type, Ce-Source, Ce-Time, and the extensions
   Ce-Recordedtime, Ce-Inferenceservicename, Ce-Namespace, Ce-Component, Ce-Endpoint, Ce-Metadata
@@ -41,6 +42,10 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 def rfc3339(moment: datetime) -> str:
     """CloudEvents time: RFC 3339 in UTC with nanosecond-style fraction, like Go's time.RFC3339Nano."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def is_kubelet_probe(headers) -> bool:
+    return (headers.get("User-Agent") or "").startswith("kube-probe/") or bool(headers.get("K-Kubelet-Probe"))
 
 
 @dataclass
@@ -200,7 +205,9 @@ class PayloadLoggerRelay:
         }
         if "x-request-id" in self.metadata_headers and "x-request-id" not in {k.lower() for k in metadata}:
             metadata[self.metadata_headers["x-request-id"]] = [headers["X-Request-Id"]]
-        is_inference = handler.command == "POST"
+        # Like the agent, log every call but the kubelet's probes (knative.dev/pkg/network.IsKubeletProbe):
+        # a GET of model metadata through the logger becomes an event with an empty body, too.
+        is_inference = not is_kubelet_probe(handler.headers)
         if is_inference:
             self._enqueue(LoggedEvent(REQUEST_TYPE, ce_id, body, content_type, datetime.now(UTC), metadata))
         status, reason, resp_headers, resp_body = self._forward(handler.command, handler.path, headers, body)

@@ -105,16 +105,22 @@ class Client:
         self._local = _Connections()
 
     def post(self, url: str, body: bytes, headers: dict[str, str] | None = None):
+        """(status, headers, body) of a JSON POST."""
+        return self.request("POST", url, body, {"Content-Type": "application/json", **(headers or {})})
+
+    def get(self, url: str, headers: dict[str, str] | None = None):
+        return self.request("GET", url, None, headers or {})
+
+    def request(self, method: str, url: str, body: bytes | None, hdrs: dict[str, str]):
         parts = urlsplit(url)
         key = (parts.hostname, parts.port)
-        hdrs = {"Content-Type": "application/json", **(headers or {})}
         for attempt in (0, 1):
             conn = self._local.pool.get(key)
             if conn is None or attempt:
                 conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
                 self._local.pool[key] = conn
             try:
-                conn.request("POST", parts.path or "/", body=body, headers=hdrs)
+                conn.request(method, parts.path or "/", body=body, headers=hdrs)
                 resp = conn.getresponse()
                 return resp.status, dict(resp.getheaders()), resp.read()
             except (http.client.HTTPException, OSError):

@@ -105,3 +105,17 @@ def test_response_is_logged_only_for_http_200(stack, logged):
     assert status == 400
     assert relay.drain(10)
     assert [h["Ce-Type"] for h, _ in sink.events] == [REQUEST_TYPE]
+
+
+def test_every_call_but_kubelet_probes_is_logged(stack, logged):
+    relay, sink = logged
+    status, _, _ = Client().get(f"{relay.url}/v2/models/{stack.model_name}")
+    assert status == 200
+    probe, _, _ = Client().get(f"{relay.url}/v2/health/ready", {"User-Agent": "kube-probe/1.31"})
+    assert probe == 200
+    assert relay.drain(10)
+    # The agent logs a metadata GET like an inference call (empty request body); probes never.
+    assert sorted((h["Ce-Type"], len(b) > 0) for h, b in sink.events) == [
+        (REQUEST_TYPE, False),
+        (RESPONSE_TYPE, True),
+    ]
