@@ -154,7 +154,10 @@ def write(out: Path, group: str, kind: str, version: str, schema: dict) -> Path:
     folder = out / (group or version)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{kind.lower()}_{version}.json"
-    path.write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
+    # Atomic, so a concurrent run never reads half a schema.
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
+    os.replace(partial, path)
     return path
 
 
