@@ -7,7 +7,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from drift_detector import performance
 from drift_detector.metrics import Metrics
 from drift_detector.schema import Schema
 from drift_detector.state import Window
-from drift_detector.stats import DriftInputError
+from drift_detector.stats import DriftInputError, ReferenceProfile
 
 LOG = logging.getLogger(__name__)
 
@@ -34,6 +34,18 @@ class Engine:
     prediction_column: str | None
     prediction_numeric: bool
     task: str
+    reference: pd.DataFrame  # kept to profile a subset of columns when a window lacks some entirely
+    drift_share: float
+    _partial: dict = field(default_factory=dict)
+
+    def feature_profile(self, skip: tuple[str, ...]) -> Any:
+        """The feature profile without the columns a window has no value for (built once per set)."""
+        if not skip:
+            return self.features
+        if skip not in self._partial:
+            specs = {n: sp for n, sp in self.schema.specs.items() if n not in skip}
+            self._partial[skip] = ReferenceProfile.build(self.reference, specs, drift_share=self.drift_share)
+        return self._partial[skip]
 
 
 @dataclass
@@ -144,7 +156,11 @@ class Checker:
         window = job.window
         started = time.perf_counter()
         frame = self.engine.schema.frame(window.rows)
-        drift = self.engine.features.check(frame)
+        # A feature with no value in the whole window cannot be tested; the others still are.
+        skip = tuple(c for c in frame.columns if frame[c].isna().all())
+        if len(skip) == len(frame.columns):
+            raise DriftInputError("no feature has a value in this window")
+        drift = self.engine.feature_profile(skip).check(frame.drop(columns=list(skip)))
         result: dict[str, Any] = {
             "model_name": self.settings.model_name,
             "window": {
@@ -155,6 +171,7 @@ class Checker:
                 "predictions": sum(p is not None for p in window.preds),
             },
             **_drift_dict(drift),
+            "unchecked_columns": list(skip),
             "prediction_drift": self._prediction_drift(window),
             "performance": self._performance(job.labelled),
         }
@@ -164,7 +181,8 @@ class Checker:
         result["duration_seconds"] = duration
         if self.reports is not None and self._want_report(window.seq, result):
             try:
-                result["report"] = self.reports.submit(window.seq, self._report_frame(frame, window))
+                report_frame = self._report_frame(frame.drop(columns=list(skip)), window)
+                result["report"] = self.reports.submit(window.seq, report_frame)
             except OSError as exc:  # reports are best effort; the check result stands
                 LOG.warning("could not queue a report for window %d: %s", window.seq, exc)
         self.metrics.record_check(result, duration, now)

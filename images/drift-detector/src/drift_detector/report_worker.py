@@ -63,30 +63,35 @@ class ReportMaker:
         from evidently import DataDefinition, Dataset, Report
         from evidently.presets import DataDriftPreset
 
-        self._dataset, self._report, self._preset = Dataset, Report, DataDriftPreset
-        columns = spec["columns"]  # name -> {kind, stattest, threshold}
-        self.columns = [c for c in columns if c in reference.columns]
-        self.definition = DataDefinition(
-            numerical_columns=[c for c in self.columns if columns[c]["kind"] == "numeric"],
-            categorical_columns=[c for c in self.columns if columns[c]["kind"] == "categorical"],
+        self._dataset, self._report, self._preset, self._definition = (
+            Dataset,
+            Report,
+            DataDriftPreset,
+            DataDefinition,
         )
-        self.methods = {c: columns[c]["stattest"] for c in self.columns if columns[c].get("stattest")}
-        self.thresholds = {
-            c: columns[c]["threshold"] for c in self.columns if columns[c].get("threshold") is not None
-        }
+        self.spec = spec["columns"]  # name -> {kind, stattest, threshold}
         self.drift_share = spec.get("drift_share", 0.5)
-        self.reference = Dataset.from_pandas(reference[self.columns], data_definition=self.definition)
+        self.reference = reference
 
     def make(self, window: pd.DataFrame, out: Path) -> None:
-        current = self._dataset.from_pandas(
-            window[[c for c in self.columns if c in window.columns]], data_definition=self.definition
+        # The columns of this window (the service leaves out features with no value in it).
+        columns = [c for c in self.spec if c in window.columns and c in self.reference.columns]
+        definition = self._definition(
+            numerical_columns=[c for c in columns if self.spec[c]["kind"] == "numeric"],
+            categorical_columns=[c for c in columns if self.spec[c]["kind"] == "categorical"],
         )
         preset = self._preset(
             drift_share=self.drift_share,
-            per_column_method=self.methods or None,
-            per_column_threshold=self.thresholds or None,
+            per_column_method={c: self.spec[c]["stattest"] for c in columns if self.spec[c].get("stattest")}
+            or None,
+            per_column_threshold={
+                c: self.spec[c]["threshold"] for c in columns if self.spec[c].get("threshold") is not None
+            }
+            or None,
         )
-        snapshot = self._report([preset]).run(current, self.reference)
+        current = self._dataset.from_pandas(window[columns], data_definition=definition)
+        reference = self._dataset.from_pandas(self.reference[columns], data_definition=definition)
+        snapshot = self._report([preset]).run(current, reference)
         tmp = out.with_suffix(".tmp")
         snapshot.save_html(str(tmp))
         os.replace(tmp, out)

@@ -96,6 +96,8 @@ class Service:
             prediction_column=s.prediction_column if prediction_spec else None,
             prediction_numeric=self._prediction_numeric,
             task=task,
+            reference=reference,
+            drift_share=s.drift_share,
         )
 
     def _go_live(self) -> None:
