@@ -147,3 +147,14 @@ def test_snapshot_round_trip_equals_replayed_state():
     assert set(copy.pending) == {"b", "c"}
     copy.apply(["x", "b"])  # an expired request enters the window unjoined
     assert copy.window.rows == [[2.0, 1.0, "blue"]] and copy.window.preds == [None]
+
+
+def test_predictions_awaiting_labels_survive_sigkill(make_server):
+    config = {"reports_enabled": False}
+    server = make_server(config, window_size=1000, min_samples=100).start()
+    ids = [server.send_pair([[0.1, 1.0, "red"]], [0.9]) for _ in range(3)]
+    server.kill()
+    again = make_server(config, window_size=1000, min_samples=100).start()  # same data dir
+    assert again.window()["rows"] == 3
+    feedback = [{"id": i, "label": 1} for i in ids] + [{"id": "never-logged", "label": 0}]
+    assert again.client.post("/v1/feedback", json=feedback).json() == {"matched": 3, "unknown": 1}
