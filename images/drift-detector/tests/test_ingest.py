@@ -257,3 +257,22 @@ def test_endpoints_and_errors(server):
     assert server.client.get("/reports/").status_code == 404  # disabled in this server
     r = server.client.post("/v1/ingest", content=b"x=1", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415
+
+
+def test_structured_batch_of_request_and_response(server):
+    before = server.window()["rows"]
+    event_id = str(uuid.uuid4())
+    common = {"specversion": "1.0", "id": event_id, "source": "http://localhost:9081/"}
+    batch = [
+        {
+            **common,
+            "type": REQUEST,
+            "datacontenttype": "application/json",
+            "data": {"instances": [[0.2, 2.0, "red"]]},
+        },
+        {**common, "type": RESPONSE, "datacontenttype": "application/json", "data": {"predictions": [0.6]}},
+    ]
+    headers = {"Content-Type": "application/cloudevents-batch+json"}
+    r = server.client.post("/", content=orjson.dumps(batch), headers=headers)
+    assert r.status_code == 200 and r.json() == {"accepted": 2}
+    assert server.window()["rows"] == before + 1
