@@ -101,3 +101,13 @@ def test_errors_are_pre_created_and_unknown_reasons_fall_back():
     got = scrape(registry)
     assert got[("model_prediction_errors_total", (("model_name", "m"), ("reason", "internal_error")))] == 1
     assert got[("model_prediction_errors_total", (("model_name", "m"), ("reason", "empty_batch")))] == 0
+
+
+def test_non_finite_predictions_stay_out_of_the_distribution():
+    registry = CollectorRegistry()
+    metrics = PredictorMetrics("m", ["a"], np.array([True]), [0.5], 3, registry)
+    metrics.record_batch(np.array([[1.0], [2.0], [3.0]]), np.array([0.25, np.nan, np.inf]), all_finite=True)
+    got = scrape(registry)
+    assert got[("model_prediction_distribution_count", (("model_name", "m"),))] == 1
+    assert got[("model_prediction_distribution_sum", (("model_name", "m"),))] == 0.25
+    assert got[("model_predictions_total", (("model_name", "m"),))] == 3

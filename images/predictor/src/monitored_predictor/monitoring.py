@@ -157,7 +157,9 @@ class PredictorMetrics(Collector):
             numeric = np.concatenate([p[0] for p in pending])
             scores = np.concatenate([p[1] for p in pending])
             all_finite = all(p[2] for p in pending)
-        self._scores.observe_many(scores)
+        finite = np.isfinite(scores)
+        # A NaN or inf prediction would turn the histogram's _sum into NaN/inf for good: leave it out.
+        self._scores.observe_many(scores if finite.all() else scores[finite])
         if numeric.shape[1]:
             self._means.update(numeric, all_finite)
 
