@@ -12,14 +12,16 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 import yaml
 from dashboard_panels import PANELS_WITHOUT_DATA, dashboard_queries, substitute
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 from timing import ALERT_FOR, RATE, SCRAPE_SECONDS, WINDOW
 
-from demo.relay import REQUEST_TYPE
+from demo.relay import REQUEST_TYPE, RESPONSE_TYPE
 from demo.scenario import (
     DRIFT_ALERT,
     model_performance,
@@ -115,6 +117,30 @@ def test_drifted_traffic_fires_the_dataset_drift_alert(stack, watcher, sender, d
         timeout=ALERT_FOR_SECONDS + 30,
         what=f"{DRIFT_ALERT} firing in Prometheus /api/v1/alerts",
     )
+
+
+def test_every_relayed_event_was_accepted(stack):
+    """v1 and v2 calls, requests and responses: the detector decoded and joined every one."""
+    stats = stack.relay.stats
+    assert sum(stats.failed.values()) == 0
+    # Straight from the detector's /metrics: Prometheus may lag by a scrape.
+    with urllib.request.urlopen(f"{stack.drift_url}/metrics", timeout=10) as resp:
+        families = text_string_to_metric_families(resp.read().decode())
+    counts = {
+        (sample.labels["type"], sample.labels["outcome"]): sample.value
+        for family in families
+        if family.name == "drift_detector_events"
+        for sample in family.samples
+        if sample.name == "drift_detector_events_total"
+    }
+    relayed = {
+        ("request", "accepted"): stats.acknowledged[REQUEST_TYPE],
+        ("response", "accepted"): stats.acknowledged[RESPONSE_TYPE],
+        ("join", "matched"): stats.acknowledged[REQUEST_TYPE],
+    }
+    assert {k: counts.get(k) for k in relayed} == relayed, counts
+    rejected = {k: v for k, v in counts.items() if k[0] in ("request", "response") and k[1] != "accepted"}
+    assert all(v == 0 for v in rejected.values()), rejected
 
 
 def test_retrain_controller_decides_one_job_for_the_drift(stack, journal):
