@@ -164,11 +164,12 @@ def test_large_ingest_batches_split_into_windows_and_age_closes_a_window(make_se
 def test_a_feature_missing_from_a_whole_window_leaves_the_others_checked(make_server):
     config = {"report_every_n_windows": 1, "reports_min_interval_seconds": 0}
     server = make_server(config, window_size=100, min_samples=100).start()
-    rows = [{"f_a": r["f_a"], "color": r["color"], "prediction": 0.5} for r in sample_rows(100, seed=6)]
+    rows = [{"f_a": r["f_a"], "color": r["color"]} for r in sample_rows(100, seed=6)]  # and no predictions
     assert server.client.post("/v1/ingest", json=rows).status_code == 200
     result = server.wait_for(lambda: _latest(server, 1), what="check without f_b")
     assert result["unchecked_columns"] == ["f_b"]
     assert [c["name"] for c in result["columns"]] == ["f_a", "color"]
+    assert result["prediction_drift"] is None
     assert (
         server.metric(
             "drift_detector_data_quality_violations_total", feature_name="f_b", kind="missing_column"

@@ -221,8 +221,8 @@ class Checker:
 
     def _report_frame(self, frame: pd.DataFrame, window: Window) -> pd.DataFrame:
         eng = self.engine
-        if eng.prediction_column is None:
-            return frame
+        if eng.prediction_column is None or all(p is None for p in window.preds):
+            return frame  # no predictions logged (request-only logger, plain rows): features only
         out = frame.copy()
         out[eng.prediction_column] = _prediction_series(window.preds, eng.prediction_numeric)
         return out
