@@ -66,7 +66,10 @@ class RequestMonitor:
                 ce_id = value
         if request_id is None:
             request_id = ce_id or uuid.uuid4().hex.encode()
-            scope = {**scope, "headers": [*scope["headers"], (REQUEST_ID, request_id)]}
+            if isinstance(scope["headers"], list):  # uvicorn builds a fresh list per request
+                scope["headers"].append((REQUEST_ID, request_id))
+            else:
+                scope = {**scope, "headers": [*scope["headers"], (REQUEST_ID, request_id)]}
         id_header = (REQUEST_ID, request_id)
 
         if scope["path"] not in self.paths:
