@@ -1,0 +1,95 @@
+"""Unit tests of the request monitor middleware on a minimal ASGI app, and of model readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from monitored_predictor.artifacts import ModelLoadError
+from monitored_predictor.http_hooks import STATE_KEY, RequestMonitor
+from monitored_predictor.model import MonitoredModel
+from monitored_predictor.monitoring import PredictorMetrics
+from prometheus_client import CollectorRegistry
+
+
+def metrics():
+    return PredictorMetrics("m", ["a"], np.array([True]), [0.5], 10, CollectorRegistry())
+
+
+def call(app, path, headers=()):
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "path": path, "headers": list(headers)}
+    asyncio.run(app(scope, receive, send))
+    return scope, sent
+
+
+def responder(status, reason=None, seen=None):
+    async def app(scope, receive, send):
+        if seen is not None:
+            seen.append(dict(scope["headers"]))
+        if reason:
+            scope[STATE_KEY] = reason
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    return app
+
+
+def test_generated_id_reaches_the_app_and_the_response():
+    seen = []
+    _, sent = call(RequestMonitor(responder(200, seen=seen), metrics(), "m"), "/metrics")
+    generated = dict(sent[0]["headers"])[b"x-request-id"]
+    assert seen[0][b"x-request-id"] == generated and len(generated) == 32
+
+
+def test_ce_id_is_used_when_there_is_no_request_id():
+    seen = []
+    _, sent = call(RequestMonitor(responder(200, seen=seen), metrics(), "m"), "/x", [(b"ce-id", b"e1")])
+    assert dict(sent[0]["headers"])[b"x-request-id"] == b"e1" == seen[0][b"x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "counted"),
+    [(400, "non_numeric", "non_numeric"), (400, None, "malformed_json"), (503, None, "internal_error"),
+     (404, None, None), (200, None, None)],
+)  # fmt: skip
+def test_errors_on_predict_paths_are_counted_once(status, reason, counted):
+    m = metrics()
+    call(RequestMonitor(responder(status, reason), m, "m"), "/v1/models/m:predict")
+    counts = {r: c._value.get() for r, c in m.errors.items()}
+    assert counts == {r: (1 if r == counted else 0) for r in counts}
+    assert m.latency._sum.get() > 0 if status == 200 else m.latency._sum.get() == 0
+
+
+def test_other_paths_are_not_counted():
+    m = metrics()
+    call(RequestMonitor(responder(400), m, "m"), "/v1/models/other:predict")
+    assert sum(c._value.get() for c in m.errors.values()) == 0
+
+
+def test_an_exception_before_any_response_counts_as_internal_error():
+    async def broken(scope, receive, send):
+        raise RuntimeError("boom")
+
+    m = metrics()
+    with pytest.raises(RuntimeError):
+        call(RequestMonitor(broken, m, "m"), "/v2/models/m/infer")
+    assert m.errors["internal_error"]._value.get() == 1
+
+
+def test_model_is_not_ready_until_loaded(demo_model_dir, tmp_path):
+    model = MonitoredModel("m", demo_model_dir, registry=CollectorRegistry())
+    assert model.ready is False
+    assert model.load() is True and model.ready is True
+    broken = MonitoredModel("b", tmp_path, registry=CollectorRegistry())
+    with pytest.raises(ModelLoadError, match=r"model\.joblib not found"):
+        broken.load()
+    assert broken.ready is False
