@@ -15,7 +15,7 @@ import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 from .inputs import BadInput
 from .model import ModelError
@@ -46,6 +46,22 @@ def fallback_reason(status: int) -> str | None:
     return None
 
 
+def take_request_id(scope: dict) -> tuple[dict, bytes]:
+    """The request's id: `x-request-id`, else `ce-id`, else a new one, added to the request headers."""
+    ce_id = None
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID:
+            return scope, value
+        if name == CE_ID:
+            ce_id = value
+    request_id = ce_id or uuid.uuid4().hex.encode()
+    if isinstance(scope["headers"], list):  # uvicorn builds a fresh list per request
+        scope["headers"].append((REQUEST_ID, request_id))
+    else:
+        scope = {**scope, "headers": [*scope["headers"], (REQUEST_ID, request_id)]}
+    return scope, request_id
+
+
 class RequestMonitor:
     def __init__(self, app, metrics: PredictorMetrics, model_name: str):
         self.app = app
@@ -56,20 +72,7 @@ class RequestMonitor:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = None
-        ce_id = None
-        for name, value in scope["headers"]:
-            if name == REQUEST_ID:
-                request_id = value
-                break
-            if name == CE_ID:
-                ce_id = value
-        if request_id is None:
-            request_id = ce_id or uuid.uuid4().hex.encode()
-            if isinstance(scope["headers"], list):  # uvicorn builds a fresh list per request
-                scope["headers"].append((REQUEST_ID, request_id))
-            else:
-                scope = {**scope, "headers": [*scope["headers"], (REQUEST_ID, request_id)]}
+        scope, request_id = take_request_id(scope)
         id_header = (REQUEST_ID, request_id)
 
         if scope["path"] not in self.paths:
@@ -107,22 +110,22 @@ class RequestMonitor:
             raise
 
 
-def _error_response(request: Request, status: int, reason: str, message: str) -> ORJSONResponse:
+def _error_response(request: Request, status: int, reason: str, message: str) -> JSONResponse:
     request.scope[STATE_KEY] = reason
-    return ORJSONResponse(status_code=status, content={"error": message, "reason": reason})
+    return JSONResponse(status_code=status, content={"error": message, "reason": reason})
 
 
-async def bad_input_handler(request: Request, exc: BadInput) -> ORJSONResponse:
+async def bad_input_handler(request: Request, exc: BadInput) -> JSONResponse:
     logger.warning("rejected request (%s): %s", exc.error_reason, exc)
     return _error_response(request, 400, exc.error_reason, str(exc))
 
 
-async def model_error_handler(request: Request, exc: ModelError) -> ORJSONResponse:
+async def model_error_handler(request: Request, exc: ModelError) -> JSONResponse:
     logger.error("model error: %s", exc, exc_info=exc.__cause__ or exc)
     return _error_response(request, 500, exc.error_reason, str(exc))
 
 
-async def request_validation_handler(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+async def request_validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI validates the v2 body against the OIP schema; answer 400 (not 422) like every bad input."""
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
