@@ -161,6 +161,7 @@ class Stack:
         s = self.settings
         cmd = [PYTHON, "-m", "monitored_predictor", "--model_name", self.model_name]
         cmd += ["--model_dir", str(s.build_dir / "model"), "--http_port", str(self.ports["predictor"])]
+        cmd += ["--http_host", "127.0.0.1"]  # loopback only: the demo never serves the network
         cmd += ["--grpc_port", str(self.ports["predictor_grpc"]), "--enable_grpc", "false", "--workers", "1"]
         return ManagedProcess("predictor", cmd, self.logs / "predictor.log", env=self._env())
 
