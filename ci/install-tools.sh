@@ -79,6 +79,8 @@ install_go_tools() {
   go_tool helm-docs "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
   install_unittest_plugin
   download_crd_modules
+  # kube-apiserver for the real-Kubernetes-API tier (tests/k8s, and the e2e test's retrain pass).
+  "$REPO/ci/build-kube-apiserver.sh"
 }
 
 # helm-unittest as a Helm plugin: the binary built above, registered under HELM_PLUGINS.
