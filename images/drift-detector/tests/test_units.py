@@ -157,3 +157,33 @@ def test_group_commit_acknowledges_everything_in_order(tmp_path, policy):
     records = list(WriteAheadLog(tmp_path / "wal").replay())
     assert records == [["s", {"n": 401}], ["after", 1]]  # the snapshot replaced the 401 records
     assert len(list((tmp_path / "wal").glob("wal-*.log"))) == 1
+
+
+def test_out_of_range_allows_the_configured_share_of_the_reference_range():
+    """f_b spans [lo, hi] in the reference; 10% of that range either side is still in range."""
+    reference = make_reference()
+    lo, hi = reference["f_b"].min(), reference["f_b"].max()
+    width = hi - lo
+
+    def out_of_range(settings: Settings, value: float) -> int:
+        schema = build_schema(reference, settings)[0]
+        dq = Counter()
+        schema.row([0.0, value, "red"], dq)
+        return dq[("f_b", "out_of_range")]
+
+    default = Settings()
+    assert default.range_tolerance == 0.1
+    assert out_of_range(default, hi + 0.09 * width) == 0
+    assert out_of_range(default, lo - 0.09 * width) == 0
+    assert out_of_range(default, hi + 0.11 * width) == 1
+    assert out_of_range(default, lo - 0.11 * width) == 1
+    exact = Settings(range_tolerance=0.0)
+    assert out_of_range(exact, hi) == 0
+    assert out_of_range(exact, hi + 1e-9 * width) == 1
+
+
+def test_negative_range_tolerance_is_refused(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("range_tolerance: -0.1\n")
+    with pytest.raises(ConfigError, match="range_tolerance"):
+        load_settings(["--config", str(config), "--reference", "r.parquet"], {})

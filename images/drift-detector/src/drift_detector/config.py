@@ -33,6 +33,10 @@ class Settings:
     stattests: dict[str, str] = field(default_factory=dict)  # name -> stattest (ks, wasserstein, ...)
     thresholds: dict[str, float] = field(default_factory=dict)  # name -> drift threshold
     drift_share: float = 0.5
+    # Data quality: a numeric value is out_of_range outside [min - t * (max - min), max + t * (max - min)]
+    # of the reference. A fresh draw lands outside the exact min..max of n reference rows with
+    # probability about 2 / (n + 1) per feature, so exact bounds flag clean traffic.
+    range_tolerance: float = 0.1
     # Windows.
     window_max_age_seconds: float = 0.0  # 0 disables closing by time
     check_queue_size: int = 4
@@ -171,5 +175,7 @@ def validate(s: Settings) -> None:
     for name, kind in s.column_types.items():
         if kind not in ("numeric", "numerical", "categorical"):
             raise ConfigError(f"column_types[{name!r}] must be numeric or categorical, got {kind!r}")
+    if not s.range_tolerance >= 0:
+        raise ConfigError(f"range_tolerance must be a non-negative fraction, got {s.range_tolerance!r}")
     if s.pending_max_entries < 1 or s.pending_ttl_seconds <= 0:
         raise ConfigError("pending_max_entries and pending_ttl_seconds must be positive")

@@ -56,9 +56,13 @@ class Column:
 class Schema:
     """Feature order, types, ranges and categories taken from the reference, computed once."""
 
-    def __init__(self, reference: pd.DataFrame, specs: dict[str, ColumnSpec]):
+    def __init__(self, reference: pd.DataFrame, specs: dict[str, ColumnSpec], range_tolerance: float = 0.0):
+        """range_tolerance widens each numeric column's accepted range by that fraction of its
+        reference range (max - min) on both sides; 0 keeps the exact reference min..max."""
         self.specs = specs
-        self.columns = [self._column(reference[name], name, spec.kind) for name, spec in specs.items()]
+        self.columns = [
+            self._column(reference[name], name, spec.kind, range_tolerance) for name, spec in specs.items()
+        ]
         self.names = [c.name for c in self.columns]
         self.index = {n: i for i, n in enumerate(self.names)}
         # (low, high) for numeric columns: the hot path accepts an in-range float without more checks.
@@ -66,7 +70,7 @@ class Schema:
         self.unexpected_seen: set[str] = set()
 
     @staticmethod
-    def _column(values: pd.Series, name: str, kind: str) -> Column:
+    def _column(values: pd.Series, name: str, kind: str, range_tolerance: float) -> Column:
         numeric_dtype = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
         as_string = kind == CATEGORICAL and not numeric_dtype
         low, high = -math.inf, math.inf
@@ -74,6 +78,8 @@ class Schema:
         non_null = values.dropna()
         if kind == NUMERIC and len(non_null):
             low, high = float(non_null.min()), float(non_null.max())
+            margin = (high - low) * range_tolerance
+            low, high = low - margin, high + margin
         if kind == CATEGORICAL:
             uniques = non_null.unique()
             categories = (
@@ -165,7 +171,7 @@ def build_schema(reference: pd.DataFrame, settings) -> tuple[Schema, dict[str, C
     if not features:
         raise ValueError("the reference has no feature columns")
     prediction = {n: s for n, s in specs.items() if n == settings.prediction_column}
-    return Schema(reference, features), prediction
+    return Schema(reference, features, settings.range_tolerance), prediction
 
 
 def _override(settings, name: str, spec: ColumnSpec) -> ColumnSpec:
