@@ -274,5 +274,62 @@ def test_structured_batch_of_request_and_response(server):
     ]
     headers = {"Content-Type": "application/cloudevents-batch+json"}
     r = server.client.post("/", content=orjson.dumps(batch), headers=headers)
-    assert r.status_code == 200 and r.json() == {"accepted": 2}
+    assert r.status_code == 200 and r.json() == {"accepted": 2, "ignored": 0}
     assert server.window()["rows"] == before + 1
+
+
+def _outcomes(server: Server) -> dict[tuple[str, str], float]:
+    prefix = "drift_detector_events_total{"
+    out = {}
+    for key, value in server.metrics().items():
+        if key.startswith(prefix):
+            labels = dict(p.split("=", 1) for p in key[len(prefix) : -1].split(","))
+            out[(labels["type"], labels["outcome"])] = value
+    return out
+
+
+# What KServe 0.20's model server answers to GETs (kserve/protocol/rest/v1_endpoints.py, v2_endpoints.py).
+V2_MODEL_METADATA = {
+    "name": "demo-model",
+    "versions": None,
+    "platform": "",
+    "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 3]}],
+    "outputs": [{"name": "predictions", "datatype": "FP64", "shape": [-1]}],
+}
+V1_MODEL_READY = {"name": "demo-model", "ready": True}
+
+
+@pytest.mark.parametrize(
+    ("response_body", "response_first"),
+    [
+        (orjson.dumps(V2_MODEL_METADATA), False),  # GET /v2/models/<m>
+        (orjson.dumps(V1_MODEL_READY), True),  # GET /v1/models/<m>; the logger's workers may reorder
+        (orjson.dumps({"ready": True}), False),  # GET /v2/health/ready, not from the kubelet
+        (b"not json: whatever the GET answered", False),  # known by its ignored request's Ce-Id
+    ],
+    ids=["v2-metadata", "v1-ready-response-first", "v2-ready", "non-json-after-empty-request"],
+)
+def test_logged_get_calls_are_ignored_not_rejected(server, response_body, response_first):
+    """KServe's agent logs every call but kubelet probes: a GET reaches the sink as an empty-body
+    request event (no Content-Type) and, on 200, a response event. Neither is data nor an error."""
+    before, outcomes = server.window(), _outcomes(server)
+    event_id = str(uuid.uuid4())
+    request = (kserve_headers(event_id, REQUEST, content_type=""), b"")
+    response = (kserve_headers(event_id, RESPONSE, content_type=""), response_body)
+    for headers, body in [response, request] if response_first else [request, response]:
+        r = server.client.post("/", content=body, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["ignored"] == 1 and r.json()["accepted"] == 0
+    after = _outcomes(server)
+    changed = {k: after[k] - outcomes.get(k, 0) for k in after if after[k] != outcomes.get(k, 0)}
+    assert changed == {("request", "ignored"): 1, ("response", "ignored"): 1}
+    now = server.window()
+    assert (now["rows"], now["pending_joins"]) == (before["rows"], before["pending_joins"])
+
+
+def test_response_without_predictions_for_a_waiting_request_is_still_rejected(server):
+    event_id = str(uuid.uuid4())
+    assert server.post_event(event_id, REQUEST, {"instances": [[0.1, 1.0, "red"]]}).status_code == 200
+    r = server.post_event(event_id, RESPONSE, V1_MODEL_READY)
+    assert r.status_code == 400
+    assert r.json()["reason"] == "invalid_body"

@@ -228,6 +228,25 @@ def _flatten(data: list) -> list:
 # --- responses ----------------------------------------------------------------------------------
 
 
+def is_empty(body: bytes | Any) -> bool:
+    """A logged call without a body: KServe's agent logs a GET (model metadata, readiness) like this."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return not bytes(body).strip()
+    return body is None
+
+
+def is_inference_response(doc: Any) -> bool:
+    """False for the JSON objects KServe answers to a GET: {"name", "ready"} (v1 model), {"models"},
+    {"status": "alive"}, v2 {"live"}/{"ready"}/server metadata, and v2 model metadata, whose
+    `outputs` describe tensors (name, datatype, shape) without `data`."""
+    if not isinstance(doc, dict):
+        return True  # not a metadata object: decode it, and refuse it if it is no response either
+    if "predictions" in doc:
+        return True
+    outputs = doc.get("outputs")
+    return isinstance(outputs, list) and any(isinstance(o, dict) and "data" in o for o in outputs)
+
+
 def decode_response(doc: Any, output_name: str, class_index: int) -> list[Any]:
     """One prediction per instance: a number (score or value) or a label."""
     if not isinstance(doc, dict):

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any
 
 from drift_detector import decode
@@ -26,6 +26,8 @@ from drift_detector.wal import WriteAheadLog
 
 LOG = logging.getLogger(__name__)
 TIMER_SECONDS = 1.0
+# Outcome of a logged call that is no inference (a metadata or readiness GET): neither data nor an error.
+IGNORED = "ignored"
 
 
 class NotReady(Exception):
@@ -46,6 +48,9 @@ class Service:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.Task | None = None
         self._prediction_numeric = True
+        # Ce-Ids of ignored (empty) requests, so their responses are ignored whatever they hold. Bounded
+        # like the pending table; not persisted: after a restart the response's shape still tells.
+        self._ignored_ids: OrderedDict[str, None] = OrderedDict()
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -134,22 +139,43 @@ class Service:
     async def accept_events(self, events: list[Event]) -> dict:
         """CloudEvents (request or response). All are decoded before any is applied."""
         self._require_ready()
-        decoded = [self._decode_event(ev) for ev in events]
+        decoded, ignored = [], []
+        for ev in events:
+            result = self._decode_event(ev)
+            (ignored if result is None else decoded).append(result or ev)
         now = time.time()
         for ev, payload, dq in decoded:
             self._apply_event(ev, payload, now)
             self.metrics.quality(dq)
-        self._after_rows()
-        await self.wal.commit()
+        if decoded:
+            self._after_rows()
+            await self.wal.commit()
         for ev, _, _ in decoded:
             self.metrics.event(_kind(ev), "accepted")
-        return {"accepted": len(decoded)}
+        for ev in ignored:
+            self._ignore(ev)
+        return {"accepted": len(decoded), IGNORED: len(ignored)}
 
-    def _decode_event(self, ev: Event) -> tuple[Event, list, Counter]:
+    def _ignore(self, ev: Event) -> None:
+        self.metrics.event(_kind(ev), IGNORED)
+        if ev.type == REQUEST_TYPE:
+            self._ignored_ids[ev.id] = None
+            while len(self._ignored_ids) > self.settings.pending_max_entries:
+                self._ignored_ids.popitem(last=False)
+
+    def _decode_event(self, ev: Event) -> tuple[Event, list, Counter] | None:
+        """The event's rows or predictions; None for a logged call that is no inference.
+
+        KServe's agent logs every call but kubelet probes, so a metadata or readiness GET arrives as a
+        request event with an empty body and a response event without predictions."""
         dq: Counter = Counter()
+        if decode.is_empty(ev.body) or (ev.type != REQUEST_TYPE and ev.id in self._ignored_ids):
+            return None
         doc = decode.as_json(ev.body)
         if ev.type == REQUEST_TYPE:
             return ev, decode.decode_request(self.engine.schema, doc, dq), dq
+        if not decode.is_inference_response(doc) and not self._awaits_predictions(ev.id):
+            return None
         s = self.settings
         preds = [
             self._prediction(p)
@@ -162,6 +188,10 @@ class Service:
                 f"response has {len(preds)} predictions, request had {len(entry[2])} rows",
             )
         return ev, preds, dq
+
+    def _awaits_predictions(self, event_id: str) -> bool:
+        entry = self.state.pending.get(event_id)
+        return entry is not None and entry[2] is not None
 
     def _prediction(self, value: Any) -> Any:
         if self._prediction_numeric and isinstance(value, str):
