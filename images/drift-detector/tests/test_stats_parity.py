@@ -135,3 +135,54 @@ def test_column_order_is_the_reference_order() -> None:
     case = CASES[0]
     result = build_ours(case).check(case.current)
     assert [c.name for c in result.columns] == list(pd.Index(case.reference.columns))
+
+
+def _service_window_case(n_ref: int, shift: float, seed: int) -> Case:
+    """A reference with a bool and a pandas Categorical of ints, and a window the service built from a
+    KServe v1 JSON body (true/false, 1/2/3) with its Schema, exactly as the checker sees it."""
+    from collections import Counter
+
+    import numpy as np
+    import orjson
+    from drift_detector import decode
+    from drift_detector.config import Settings
+    from drift_detector.schema import build_schema
+
+    rng = np.random.default_rng(seed)
+    reference = pd.DataFrame(
+        {
+            "flag": rng.random(n_ref) < 0.3,
+            "grade": pd.Categorical(rng.choice([1, 2, 3], n_ref, p=[0.5, 0.3, 0.2])),
+            "x": rng.normal(0.0, 1.0, n_ref),
+        }
+    )
+    window = reference.sample(500, random_state=seed).reset_index(drop=True)  # the same population
+    if shift:
+        window["flag"] = rng.random(len(window)) < 0.3 + shift
+        window["grade"] = rng.choice([1, 2, 3], len(window), p=[0.2, 0.3, 0.5])
+    instances = [[bool(f), int(g), float(x)] for f, g, x in window.itertuples(index=False)]
+    schema = build_schema(reference, Settings())[0]
+    dq: Counter = Counter()
+    rows = decode.decode_request(schema, orjson.loads(orjson.dumps({"instances": instances})), dq)
+    assert not [k for k in dq if k[1] in ("wrong_type", "unseen_category")], dq
+    kind = "same" if shift == 0 else "shifted"
+    return Case(f"service-window-{kind}-{n_ref}", reference, schema.frame(rows))
+
+
+@pytest.mark.parametrize("n_ref", [600, 1500], ids=["z-chisquare", "jensenshannon"])
+def test_bool_and_numeric_categorical_windows_from_the_service_match_evidently(n_ref, evidently_preset):
+    """Window values as the service stores them meet the reference's own categories: the same
+    distribution does not drift, a shifted one does, and Evidently agrees on test, score and verdict."""
+    for shift, drifted in ((0.0, False), (0.3, True)):
+        case = _service_window_case(n_ref, shift, seed=n_ref)
+        result = build_ours(case).check(case.current)
+        assert {c.name: c.drifted for c in result.columns if c.name != "x"} == {
+            "flag": drifted,
+            "grade": drifted,
+        }, result.columns
+        by_column = evidently_preset(case)[1]
+        for ours in result.columns:
+            theirs = by_column[ours.name]
+            assert theirs["stattest_name"] == ours.stattest_display, (case.id, ours.name)
+            assert theirs["drift_detected"] == ours.drifted, (case.id, ours.name)
+            assert scores_match(ours.score, float(theirs["drift_score"])), (case.id, ours, theirs)

@@ -187,3 +187,36 @@ def test_negative_range_tolerance_is_refused(tmp_path):
     config.write_text("range_tolerance: -0.1\n")
     with pytest.raises(ConfigError, match="range_tolerance"):
         load_settings(["--config", str(config), "--reference", "r.parquet"], {})
+
+
+def test_bool_and_categorical_int_columns_store_the_reference_values():
+    """Window values must be the reference's own categories, or every window drifts."""
+    import pandas as pd
+
+    reference = pd.DataFrame(
+        {"flag": [True, False, False], "grade": pd.Categorical([1, 2, 3]), "x": [0.0, 1.0, 2.0]}
+    )
+    schema = build_schema(reference, Settings())[0]
+    v2 = {
+        "inputs": [
+            {"name": "flag", "shape": [3], "datatype": "BOOL", "data": [True, False, True]},
+            {"name": "grade", "shape": [3], "datatype": "INT64", "data": [3, 1, 2]},
+            {"name": "x", "shape": [3], "datatype": "FP64", "data": [0.5, 1.5, 1.0]},
+        ]
+    }
+    dq = Counter()
+    rows = decode.decode_request(schema, v2, dq)
+    assert rows == [[True, 3, 0.5], [False, 1, 1.5], [True, 2, 1.0]] and not dq
+    assert all(type(r[0]) is bool and type(r[1]) is int for r in rows)
+    # BYTES tensors carry text: no wrong type; a number for a bool is one, but still the category.
+    dq = Counter()
+    assert schema.row(["true", "2", 1.0], dq, parse_strings=True) == [True, 2, 1.0] and not dq
+    assert schema.row([1, 2.0, 1.0], dq) == [True, 2, 1.0]
+    assert dq == Counter({("flag", "wrong_type"): 1})
+    dq = Counter()
+    assert schema.row(["maybe", 7, 1.0], dq) == ["maybe", 7, 1.0]
+    assert dq == Counter(
+        {("flag", "wrong_type"): 1, ("flag", "unseen_category"): 1, ("grade", "unseen_category"): 1}
+    )
+    frame = schema.frame(rows)
+    assert frame["flag"].value_counts().to_dict() == {True: 2, False: 1}

@@ -183,7 +183,9 @@ class Checker:
             try:
                 report_frame = self._report_frame(frame.drop(columns=list(skip)), window)
                 result["report"] = self.reports.submit(window.seq, report_frame)
-            except OSError as exc:  # reports are best effort; the check result stands
+            # Reports are best effort; the check result stands. ValueError/TypeError: pyarrow cannot
+            # store a column mixing types (say an unseen text value in a bool column) as parquet.
+            except (OSError, ValueError, TypeError) as exc:
                 LOG.warning("could not queue a report for window %d: %s", window.seq, exc)
         self.metrics.record_check(result, duration, now)
         self._remember(result)

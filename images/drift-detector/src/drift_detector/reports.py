@@ -40,7 +40,11 @@ class Reports:
         name = f"drift-report-w{seq:06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.html"
         self.queue_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.queue_dir / (name + ".tmp")
-        frame.to_parquet(tmp, index=False)
+        try:
+            frame.to_parquet(tmp, index=False)
+        except Exception:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, self.queue_dir / (name + ".parquet"))
         queued = sorted(self.queue_dir.glob("*.parquet"))
         for old in queued[:-QUEUE_LIMIT]:

@@ -43,14 +43,39 @@ def load_reference(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+# JSON value families of categorical values; bool is its own family, not a number.
+BOOL, NUMBER, TEXT = "bool", "number", "str"
+_MISSING = object()
+
+
+def _family(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, int | float):
+        return NUMBER
+    return TEXT if isinstance(value, str) else None
+
+
+def _text(value: Any) -> str:
+    """How a category reads as text: 1.0 and 1 both read "1", so either finds the category 1."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value.strip() if isinstance(value, str) else str(value)
+
+
 @dataclass
 class Column:
     name: str
     kind: str  # numeric | categorical
-    as_string: bool  # categorical column whose reference values are strings
+    # Categorical column whose reference dtype is not numeric (strings, bool, a pandas Categorical):
+    # window values are stored as the reference's own values, so the profile counts the same keys.
+    as_string: bool
     low: float
     high: float
     categories: frozenset
+    family: str | None = None  # BOOL, NUMBER or TEXT when every reference category shares it
+    # accepted input (the value itself, or its text) -> the reference's own category
+    lookup: dict = dataclasses.field(default_factory=dict)
 
 
 class Schema:
@@ -80,11 +105,10 @@ class Schema:
             low, high = float(non_null.min()), float(non_null.max())
             margin = (high - low) * range_tolerance
             low, high = low - margin, high + margin
-        if kind == CATEGORICAL:
-            uniques = non_null.unique()
-            categories = (
-                frozenset(str(v) for v in uniques) if as_string else frozenset(float(v) for v in uniques)
-            )
+        if kind == CATEGORICAL and not as_string:
+            categories = frozenset(float(v) for v in non_null.unique())
+        if as_string:
+            return _category_column(name, non_null)
         return Column(name, kind, as_string, low, high, categories)
 
     def unexpected_label(self, name: str) -> str:
@@ -110,18 +134,7 @@ class Schema:
             dq[(col.name, NULL)] += 1
             return None
         if col.as_string:
-            if isinstance(value, str):
-                text = value
-            elif isinstance(value, bool | int | float):
-                dq[(col.name, WRONG_TYPE)] += 1
-                text = str(value)
-            else:
-                raise BadInput(
-                    "wrong_type", f"column {col.name!r}: expected a category, got {type(value).__name__}"
-                )
-            if text not in col.categories:
-                dq[(col.name, UNSEEN_CATEGORY)] += 1
-            return text
+            return _category(col, value, dq, parse_strings)
         number = self._number(col, value, parse_strings)
         if math.isnan(number) or math.isinf(number):
             dq[(col.name, NULL)] += 1
@@ -153,6 +166,36 @@ class Schema:
             else:
                 data[col.name] = np.array([np.nan if r[j] is None else r[j] for r in rows], dtype=np.float64)
         return pd.DataFrame(data)
+
+
+def _category_column(name: str, non_null: pd.Series) -> Column:
+    # .item(): numpy scalars (np.bool_, np.int64 of a Categorical) as the Python values JSON decodes to.
+    values = [v.item() if isinstance(v, np.generic) else v for v in non_null.unique()]
+    families = {_family(v) for v in values}
+    family = families.pop() if len(families) == 1 else None
+    lookup = {_text(v): v for v in values}
+    if family == BOOL:
+        lookup.update({"true": True, "false": False, "1": True, "0": False})
+    lookup.update({v: v for v in values if _family(v) == family})
+    return Column(name, CATEGORICAL, True, -math.inf, math.inf, frozenset(values), family, lookup)
+
+
+def _category(col: Column, value: Any, dq: Counter, parse_strings: bool) -> Any:
+    """The reference's own category for value (True for true, "1" or 1 in a bool column; 3 for "3" in
+    a Categorical of ints); an unseen one is kept as sent (as text in a text column)."""
+    family = _family(value)
+    if family is None:
+        raise BadInput("wrong_type", f"column {col.name!r}: expected a category, got {type(value).__name__}")
+    same = family == col.family
+    if col.family is not None and not same and not (parse_strings and family == TEXT):
+        dq[(col.name, WRONG_TYPE)] += 1
+    known = col.lookup.get(value if same else _text(value), _MISSING)
+    if known is _MISSING and not same and family == TEXT:
+        known = col.lookup.get(value.strip().lower(), _MISSING)
+    if known is _MISSING:
+        dq[(col.name, UNSEEN_CATEGORY)] += 1
+        return _text(value) if col.family == TEXT and not same else value
+    return known
 
 
 def build_schema(reference: pd.DataFrame, settings) -> tuple[Schema, dict[str, ColumnSpec]]:
