@@ -230,8 +230,10 @@ def _flatten(data: list) -> list:
 
 def is_empty(body: bytes | Any) -> bool:
     """A logged call without a body: KServe's agent logs a GET (model metadata, readiness) like this."""
-    if isinstance(body, bytes | bytearray | memoryview):
-        return not bytes(body).strip()
+    if isinstance(body, memoryview):
+        body = body.tobytes()
+    if isinstance(body, bytes | bytearray):
+        return not body or body.isspace()  # no copy of a large body
     return body is None
 
 
