@@ -17,14 +17,9 @@ KUBE_STATE_METRICS = (
     "kube-state-metrics series (kube_job_*) of the retrain Jobs: there is no Kubernetes cluster "
     "and no kube-state-metrics on one machine"
 )
-REGRESSION_ONLY = (
-    "regression metrics (mae, rmse, r2): the demo model is a classifier, it reports accuracy/f1/auc"
-)
 
 # (dashboard file, panel title) -> why it has no data here.
 PANELS_WITHOUT_DATA: dict[tuple[str, str], str] = {
-    ("kserve-model-quality.json", "rmse"): REGRESSION_ONLY,
-    ("kserve-model-quality.json", "Regression metrics"): REGRESSION_ONLY,
     ("kserve-model-quality.json", "Running"): KUBE_STATE_METRICS,
     ("kserve-model-quality.json", "Succeeded"): KUBE_STATE_METRICS,
     ("kserve-model-quality.json", "Failed"): KUBE_STATE_METRICS,
