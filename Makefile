@@ -27,7 +27,8 @@ IMAGE_TAG ?= 0.1.0
 VALUES ?=
 
 SETUP_STAMP := .tools/stamps/setup-done
-SETUP_INPUTS := ci/install-tools.sh ci/constraints.txt $(wildcard images/*/pyproject.toml)
+SETUP_INPUTS := ci/install-tools.sh ci/constraints.txt $(wildcard images/*/pyproject.toml) \
+  ci/build-kube-apiserver.sh ci/kube-apiserver/go.mod ci/kube-apiserver/go.sum
 
 .PHONY: help
 help: ## list the targets
