@@ -103,9 +103,14 @@ EOF
 
 # The CRD YAML files ship inside these modules; only the module cache is touched.
 download_crd_modules() {
-  say "fetching CRD sources: kserve $KSERVE_MODULE_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION"
+  say "fetching schema sources: kserve $KSERVE_MODULE_VERSION and prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs, Kubernetes OpenAPI"
   GOFLAGS=-mod=mod go mod download "github.com/kserve/kserve@$KSERVE_MODULE_VERSION" \
-    "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION"
+    "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
+    "github.com/helm/chart-testing/v3@$CHART_TESTING_VERSION"
+  # Kubernetes' OpenAPI spec (schemas of the built-in kinds) at the kube-apiserver tier's release.
+  local k8s_version
+  k8s_version="$(cd "$REPO/ci/kube-apiserver" && go list -m -f '{{.Version}}' k8s.io/kubernetes)"
+  GOFLAGS=-mod=mod go mod download "k8s.io/kubernetes@$k8s_version"
 }
 
 install_system() {
