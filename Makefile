@@ -65,7 +65,7 @@ test-predictor: setup ## predictor unit and service tests
 	$(PYTEST) images/predictor/tests
 
 .PHONY: test-drift-detector
-test-drift-detector: setup ## drift detector unit, parity and service tests
+test-drift-detector: setup demo-model ## drift detector unit, parity and service tests (incl. the demo reference)
 	$(PYTEST) images/drift-detector/tests
 
 .PHONY: test-retrainer
