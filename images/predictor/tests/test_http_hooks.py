@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import numpy as np
 import pytest
+from monitored_predictor import http_hooks
 from monitored_predictor.artifacts import ModelLoadError
 from monitored_predictor.http_hooks import STATE_KEY, RequestMonitor
 from monitored_predictor.model import MonitoredModel
@@ -93,3 +95,12 @@ def test_model_is_not_ready_until_loaded(demo_model_dir, tmp_path):
     with pytest.raises(ModelLoadError, match=r"model\.joblib not found"):
         broken.load()
     assert broken.ready is False
+
+
+def test_generated_request_ids_are_uuid4_hex():
+    ids = {http_hooks.new_request_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for request_id in ids:
+        parsed = uuid.UUID(hex=request_id.decode())
+        assert parsed.hex == request_id.decode()
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122

@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,6 +46,16 @@ def fallback_reason(status: int) -> str | None:
     return None
 
 
+# Bits uuid.uuid4() fixes in a random 128-bit number: version 4 and the RFC 4122 variant.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_request_id() -> bytes:
+    """`uuid.uuid4().hex` as bytes, without building a UUID object (a quarter of the cost)."""
+    return b"%032x" % (int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET)
+
+
 def take_request_id(scope: dict) -> tuple[dict, bytes]:
     """The request's id: `x-request-id`, else `ce-id`, else a new one, added to the request headers."""
     ce_id = None
@@ -54,7 +64,7 @@ def take_request_id(scope: dict) -> tuple[dict, bytes]:
             return scope, value
         if name == CE_ID:
             ce_id = value
-    request_id = ce_id or uuid.uuid4().hex.encode()
+    request_id = ce_id or new_request_id()
     if isinstance(scope["headers"], list):  # uvicorn builds a fresh list per request
         scope["headers"].append((REQUEST_ID, request_id))
     else:
