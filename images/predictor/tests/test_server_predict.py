@@ -156,3 +156,11 @@ def test_http_host_binds_only_the_given_address(predictor):
         if state == "0A" and int(port, 16) == predictor.port:  # 0A: LISTEN
             listeners.append(address)
     assert listeners == ["0100007F"]  # 127.0.0.1, little-endian hex
+
+
+def test_serving_does_not_log_a_deprecation_warning_per_request(predictor, holdout, feature_names):
+    # KServe's ORJSONResponse trips a FastAPI deprecation warning that would otherwise repeat per request.
+    rows = holdout[feature_names].to_numpy().tolist()
+    for row in rows[:20]:
+        assert predictor.v1({"instances": [row]}).status_code == 200
+    assert "ORJSONResponse is deprecated" not in predictor.output()

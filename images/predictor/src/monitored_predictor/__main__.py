@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 from kserve import ModelServer, model_server
 
@@ -10,6 +11,10 @@ from . import http_hooks
 from .artifacts import ModelLoadError
 from .cli import parse_args, serving_settings
 from .model import MonitoredModel
+
+# KServe 0.20 answers with FastAPI's ORJSONResponse, which the pinned FastAPI deprecates with a warning
+# that FastAPI's own catch_warnings blocks re-arm on every request: one log line per request otherwise.
+warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
 
 
 class MonitoredModelServer(ModelServer):
