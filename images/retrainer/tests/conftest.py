@@ -4,8 +4,10 @@ backfilled drift series (promtool tsdb create-blocks-from openmetrics) before it
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import TRAIN_IMAGE
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -79,18 +82,34 @@ class LoadedPrometheus:
     at: int  # evaluation time: the last backfilled sample
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, context: ssl.SSLContext | None = None) -> None:
+    """Wait for Prometheus' /-/ready (https with `context`), failing early if the process died."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"prometheus exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1, context=context) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"prometheus not ready after 30s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def clean_environment(monkeypatch, tmp_path):
+    """No RETRAINER_* settings from the developer's shell, and never a real cluster."""
+    for name in list(os.environ):
+        if name.startswith("RETRAINER_") or name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+
+
+@pytest.fixture
+def pass_environment(clean_environment, monkeypatch):
+    """clean_environment plus the training image a pass needs to build its Jobs."""
+    monkeypatch.setenv("RETRAINER_JOB_IMAGE", TRAIN_IMAGE)
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +146,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadedProme
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc, log)
+        wait_ready(url, proc, log)
         yield LoadedPrometheus(url=url, at=end)
     finally:
         proc.terminate()

@@ -19,14 +19,7 @@ from retrain_controller.prometheus import DriftSource
 FRAUD = "Fraud_Model.v2/EU ünïcode"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    for name in list(__import__("os").environ):
-        if name.startswith("RETRAINER_") or name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
-            monkeypatch.delenv(name)
-    # Never reach a developer's real cluster from the tests.
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
-    monkeypatch.setenv("RETRAINER_JOB_IMAGE", TRAIN_IMAGE)
+pytestmark = pytest.mark.usefixtures("pass_environment")
 
 
 def check(prometheus, *extra, dry_run=True):

@@ -4,6 +4,7 @@ the way kube-rbac-proxy guards Prometheus in OpenShift."""
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import threading
 import urllib.error
@@ -12,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import PROMETHEUS, free_port
+from conftest import PROMETHEUS, free_port, wait_ready
 from retrain_controller.cli import main
-from test_prometheus import TRAIN_IMAGE, decisions_by_model, json_lines
+from test_prometheus import decisions_by_model, json_lines
 
 TOKEN = "s3cret-token"
 
@@ -96,37 +97,14 @@ def tls_prometheus(tmp_path_factory):
         )
     url = f"https://127.0.0.1:{port}"
     try:
-        _wait_ready_tls(url, root / "ca.crt", proc, log)
+        wait_ready(url, proc, log, context=ssl.create_default_context(cafile=str(root / "ca.crt")))
         yield url, str(root / "ca.crt")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
-def _wait_ready_tls(url, ca, proc, log):
-    import ssl
-    import time
-
-    context = ssl.create_default_context(cafile=str(ca))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text())
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1, context=context):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"TLS prometheus not ready: {log.read_text()[-2000:]}")
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    for name in list(__import__("os").environ):
-        if name.startswith("RETRAINER_") or name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
-    monkeypatch.setenv("RETRAINER_JOB_IMAGE", TRAIN_IMAGE)
+pytestmark = pytest.mark.usefixtures("pass_environment")
 
 
 def test_https_prometheus_with_the_ca_file(tls_prometheus, capsys):
