@@ -63,11 +63,9 @@ class StackSettings:
     reports_every_n_windows: int = 1
     scrape_interval_seconds: int = 2
     alert_for: str = "10s"  # every alert's `for`, set through the chart's values
-    # Chart values (dotted keys) for the demo's release. The payload logger must copy X-Request-Id into
-    # Ce-Metadata: KServe 0.20's agent makes up its own Ce-Id, and feedback joins on the request id.
-    chart_values: dict[str, Any] = field(
-        default_factory=lambda: {"predictor.logger.metadataHeaders": ["X-Request-Id"]}
-    )
+    # Extra chart values (dotted keys) for the demo's release; the chart's defaults already make the
+    # payload logger copy X-Request-Id into Ce-Metadata, which the relay then honours.
+    chart_values: dict[str, Any] = field(default_factory=dict)
     retrain_interval_seconds: int = 5
     retrain_sustained_for: str = "10s"
     retrain_cooldown: str = "10m"
