@@ -34,29 +34,26 @@ say() { printf '\033[1;34m[install-tools]\033[0m %s\n' "$*"; }
 
 stamped() { [[ -f "$STAMPS/$1" ]]; }
 stamp() { touch "$STAMPS/$1"; }
+# built NAME VERSION: true (and says so) when .tools/bin/NAME was built at VERSION.
+built() {
+  stamped "$1-$2" && [[ -x "$BIN/$1" ]] || return 1
+  say "$1 $2 already installed"
+}
 
 # go_tool NAME MODULE/PATH@VERSION [ldflags]: builds one binary into .tools/bin.
 go_tool() {
   local name="$1" pkg="$2" ldflags="${3:-}"
-  local key="${name}-${pkg##*@}"
-  if stamped "$key" && [[ -x "$BIN/$name" ]]; then
-    say "$name ${pkg##*@} already installed"
-    return
-  fi
+  built "$name" "${pkg##*@}" && return
   say "building $name from $pkg (Go module proxy)"
   GOBIN="$BIN" GOFLAGS=-mod=mod CGO_ENABLED=0 go install -ldflags "-s -w $ldflags" "$pkg"
-  stamp "$key"
+  stamp "$name-${pkg##*@}"
 }
 
 # go_module_tool NAME MODULE@VERSION PACKAGE_DIR: for modules whose go.mod has replace directives,
 # which `go install pkg@version` refuses: build inside a copy of the module, as its own main module.
 go_module_tool() {
   local name="$1" mod="$2" pkgdir="$3"
-  local key="${name}-${mod##*@}"
-  if stamped "$key" && [[ -x "$BIN/$name" ]]; then
-    say "$name ${mod##*@} already installed"
-    return
-  fi
+  built "$name" "${mod##*@}" && return
   say "building $name from module $mod (Go module proxy, built as main module)"
   local src work
   src="$(GOFLAGS=-mod=mod go mod download -json "$mod" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
@@ -65,7 +62,7 @@ go_module_tool() {
   chmod -R u+w "$work"
   (cd "$work" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/$name" "./$pkgdir")
   rm -rf "$work"
-  stamp "$key"
+  stamp "$name-${mod##*@}"
 }
 
 install_go_tools() {
