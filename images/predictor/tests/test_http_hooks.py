@@ -104,3 +104,37 @@ def test_generated_request_ids_are_uuid4_hex():
         parsed = uuid.UUID(hex=request_id.decode())
         assert parsed.hex == request_id.decode()
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+class _RecordsSklearnConfig:
+    """Wraps an estimator; remembers scikit-learn's assume_finite setting at each predict_proba."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+        self.assume_finite: list[bool] = []
+
+    def predict_proba(self, features):
+        import sklearn
+
+        self.assume_finite.append(sklearn.get_config()["assume_finite"])
+        return self.estimator.predict_proba(features)
+
+
+@pytest.mark.parametrize("allow_non_finite", [False, True])
+def test_sklearn_skips_its_finiteness_scan_only_when_the_decoder_did_it(
+    demo_model_dir, holdout, allow_non_finite
+):
+    import dataclasses
+
+    from monitored_predictor.model import ServingSettings
+
+    settings = ServingSettings(allow_non_finite=allow_non_finite)
+    model = MonitoredModel("m", demo_model_dir, settings, registry=CollectorRegistry())
+    model.load()
+    recorder = _RecordsSklearnConfig(model.artifacts.estimator)
+    model.artifacts = dataclasses.replace(model.artifacts, estimator=recorder)
+    rows = holdout.drop(columns="target").to_numpy()[:3]
+    features, _ = model.preprocess({"instances": rows.tolist()})
+    scored = model.predict((features, None))
+    np.testing.assert_allclose(scored.outputs, recorder.estimator.predict_proba(rows)[:, 1], atol=1e-12)
+    assert recorder.assume_finite == [not allow_non_finite]
