@@ -12,11 +12,13 @@ Usage from another test directory (tests have no __init__.py; add this to your c
     from chartlib import render_chart, find
 
     docs = render_chart(values_files=["charts/kserve-model-monitoring/ci/all-features-values.yaml"],
-                        set_values={"driftDetector.enabled": True, "predictor.model.storageUri": "pvc://m"},
+                        set_values={"driftDetector.enabled": True, "predictor.storageUri": "pvc://m"},
                         show_only=["templates/monitoring/prometheusrule.yaml"])
     rule = find(docs, kind="PrometheusRule")
 
-- values_files: paths (absolute or relative to the repository root), applied in order.
+- values_files: paths (absolute or relative to the repository root), applied in order after
+  ci/default-values.yaml, which gives the chart's one required value (predictor.storageUri); set
+  it to "" in set_values to render without one.
 - set_values: {dotted.key: python value}; passed as `--set-json key=<json>` so types are exact.
 - show_only: a template path relative to the chart ("templates/x.yaml") or a list of them.
 - release / namespace: the release name (default "kmm") and namespace (default "models").
@@ -42,6 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHART_DIR = REPO / "charts" / "kserve-model-monitoring"
 TOOLS_BIN = REPO / ".tools" / "bin"
 KUBE_VERSION = "1.31.0"
+# The chart's defaults plus its one required value: the base of every render here.
+BASE_VALUES = CHART_DIR / "ci" / "default-values.yaml"
 STANDIN_NOTICE = (
     "chartlib: kube-prometheus-stack is an OFFLINE STAND-IN (prometheus-operator CRDs only); "
     "`helm dependency build` with network gets the real chart"
@@ -97,7 +101,7 @@ def render_raw(
     cmd += ["--kube-version", KUBE_VERSION]
     if include_crds:
         cmd.append("--include-crds")
-    for path in values_files:
+    for path in (BASE_VALUES, *values_files):
         cmd += ["--values", str((REPO / path).resolve())]
     for key, value in (set_values or {}).items():
         cmd += ["--set-json", f"{key}={json.dumps(value)}"]
