@@ -56,9 +56,13 @@ test: setup ## run every test tier: lint, unit and service tests, chart, rules, 
 	@echo "make test: all tiers passed"
 
 .PHONY: lint
-lint: setup ## ruff on all Python code
+lint: setup ## ruff on all Python code; every benchmark script still imports (make test does not run them)
 	$(VENV)/bin/ruff check images tests demo
 	$(VENV)/bin/ruff format --check images tests demo
+	@for b in images/*/bench/bench_*.py; do \
+	  $(PY) -c 'import runpy, sys; runpy.run_path(sys.argv[1], run_name="import_check")' $$b \
+	    || { echo "lint: $$b no longer imports"; exit 1; }; \
+	done; echo "lint: every benchmark script imports"
 
 .PHONY: test-predictor
 test-predictor: setup ## predictor unit and service tests

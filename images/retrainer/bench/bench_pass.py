@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from conftest import PROMETHEUS, PROMTOOL, Series, _wait_ready, free_port, openmetrics  # noqa: E402
+from conftest import PROMETHEUS, PROMTOOL, Series, free_port, openmetrics, wait_ready  # noqa: E402
 from helpers import existing_job, make_settings  # noqa: E402
 from retrain_controller.decision import decide  # noqa: E402
 from retrain_controller.prometheus import DriftSource  # noqa: E402
@@ -70,7 +70,7 @@ def main() -> None:
                 stdout=handle, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:
-            _wait_ready(f"http://127.0.0.1:{port}", proc, log)
+            wait_ready(f"http://127.0.0.1:{port}", proc, log)
             rows = [measure(f"http://127.0.0.1:{port}", size, end) for size in SIZES]
         finally:
             proc.terminate()
