@@ -252,16 +252,17 @@ def new_cells() -> dict:
 
 
 def measure_rounds(
-    load: LoadClient, groups, body: Path, args: argparse.Namespace, rate: float, cells
+    client: LoadClient, groups, body: Path, args: argparse.Namespace, rate: float, cells
 ) -> None:
     """`args.rounds` rounds; in round i every group of `groups(i)` is loaded once, its servers together.
 
     Adds each server's latencies, failures, CPU seconds and loaded seconds to `cells`.
     """
-    seconds = args.seconds / len(groups(0))  # a round lasts args.seconds whatever the grouping
     for i in range(args.rounds):
-        for group in groups(i):
-            for name, r in load.measure(group, body, args.concurrency, seconds, rate).items():
+        round_groups = groups(i)
+        seconds = args.seconds / len(round_groups)  # a round lasts args.seconds whatever the grouping
+        for group in round_groups:
+            for name, r in client.measure(group, body, args.concurrency, seconds, rate).items():
                 cell = cells[name]
                 cell["latencies"] += r["latencies"]
                 cell["failures"] += r["failures"]
@@ -286,19 +287,19 @@ def run_trial(args: argparse.Namespace, bodies: dict[int, Path], out_dir: Path) 
         return [{name: targets[name]} for name in order]
 
     cells = {(load, batch): new_cells() for load in LOADS for batch in BATCHES}
-    load = None
+    client = None
     try:
         for name, proc in servers.items():
             wait_ready(ports[name], proc)
-        load = LoadClient()
+        client = LoadClient()
         for batch in BATCHES:  # warm-up: the first requests pay for lazy imports and caches
-            load.measure(targets, bodies[batch], args.concurrency, 1.0)
+            client.measure(targets, bodies[batch], args.concurrency, 1.0)
         for batch in BATCHES:
-            measure_rounds(load, together, bodies[batch], args, args.rate, cells[("rate", batch)])
-            measure_rounds(load, one_at_a_time, bodies[batch], args, 0.0, cells[("capacity", batch)])
+            measure_rounds(client, together, bodies[batch], args, args.rate, cells[("rate", batch)])
+            measure_rounds(client, one_at_a_time, bodies[batch], args, 0.0, cells[("capacity", batch)])
     finally:
-        if load:
-            load.close()
+        if client:
+            client.close()
         stop_servers(servers)
     return cells
 
@@ -309,6 +310,11 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 def cpu_per_request(cell: dict) -> float:
     return cell["cpu"] / len(cell["latencies"])
+
+
+def cpu_ratio(cells: dict) -> float:
+    """Monitored over bare CPU per request."""
+    return cpu_per_request(cells["monitored"]) / cpu_per_request(cells["bare"])
 
 
 def merge(trials: list[dict]) -> dict:
@@ -333,11 +339,8 @@ def print_table(trials: list[dict], args: argparse.Namespace) -> None:
     for batch in BATCHES:
         for load, label in labels.items():
             cells = merged[(load, batch)]
-            ratio = cpu_per_request(cells["monitored"]) / cpu_per_request(cells["bare"])
-            per_trial = sorted(
-                cpu_per_request(t[(load, batch)]["monitored"]) / cpu_per_request(t[(load, batch)]["bare"])
-                for t in trials
-            )
+            ratio = cpu_ratio(cells)
+            per_trial = sorted(cpu_ratio(t[(load, batch)]) for t in trials)
             for name in SERVERS:
                 cell = cells[name]
                 lat = sorted(cell["latencies"])

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 
 import numpy as np
 import pytest
+import sklearn
 from monitored_predictor import http_hooks
 from monitored_predictor.artifacts import ModelLoadError
 from monitored_predictor.http_hooks import STATE_KEY, RequestMonitor
-from monitored_predictor.model import MonitoredModel
+from monitored_predictor.model import MonitoredModel, ServingSettings
 from monitored_predictor.monitoring import PredictorMetrics
 from prometheus_client import CollectorRegistry
 
@@ -114,8 +116,6 @@ class _RecordsSklearnConfig:
         self.assume_finite: list[bool] = []
 
     def predict_proba(self, features):
-        import sklearn
-
         self.assume_finite.append(sklearn.get_config()["assume_finite"])
         return self.estimator.predict_proba(features)
 
@@ -124,10 +124,6 @@ class _RecordsSklearnConfig:
 def test_sklearn_skips_its_finiteness_scan_only_when_the_decoder_did_it(
     demo_model_dir, holdout, allow_non_finite
 ):
-    import dataclasses
-
-    from monitored_predictor.model import ServingSettings
-
     settings = ServingSettings(allow_non_finite=allow_non_finite)
     model = MonitoredModel("m", demo_model_dir, settings, registry=CollectorRegistry())
     model.load()
