@@ -4,7 +4,8 @@
 #
 #   ci/install-tools.sh            everything
 #   ci/install-tools.sh python     only the Python virtual environment
-#   ci/install-tools.sh go         only the Go-built chart tools
+#   ci/install-tools.sh go         only the Go-built tools (chart tools, KServe, kube-apiserver)
+#   ci/install-tools.sh kserve     only KServe's agent and manager
 #   ci/install-tools.sh system     only Debian's prometheus/promtool and etcd
 set -euo pipefail
 
@@ -76,8 +77,16 @@ install_go_tools() {
   go_tool helm-docs "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
   install_unittest_plugin
   download_crd_modules
+  install_kserve
   # kube-apiserver for the real-Kubernetes-API tier (tests/k8s, and the e2e test's retrain pass).
   "$REPO/ci/build-kube-apiserver.sh"
+}
+
+# KServe's own binaries, from the module the CRDs come from: the agent (payload logger) runs in front of
+# the predictor in the demo, e2e and benchmarks; the manager (controller + webhooks) in tests/k8s.
+install_kserve() {
+  go_module_tool kserve-agent "github.com/kserve/kserve@$KSERVE_MODULE_VERSION" cmd/agent
+  go_module_tool kserve-manager "github.com/kserve/kserve@$KSERVE_MODULE_VERSION" cmd/manager
 }
 
 # helm-unittest as a Helm plugin: the binary built above, registered under HELM_PLUGINS.
@@ -161,8 +170,9 @@ install_python() {
 case "${1:-all}" in
   python) install_python ;;
   go) install_go_tools ;;
+  kserve) install_kserve ;;
   system) install_system ;;
   all) install_system; install_python; install_go_tools ;;
-  *) echo "usage: $0 [all|python|go|system]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|python|go|kserve|system]" >&2; exit 2 ;;
 esac
 say "done: tools in .tools/bin, Python in .venv"
