@@ -162,7 +162,7 @@ class Demo:
         self.say("kserve-model-monitoring demo: the whole monitoring loop on this machine, no cluster")
         self.say(
             "NOTE: not a cluster: no kubelet and no container images; every component runs as a process\n"
-            "      from this checkout on 127.0.0.1."
+            "      from this checkout, on local ports."
         )
         started = time.monotonic()
         with Stack(self.settings, on_step=lambda text: self.say(f"- {text}")) as stack:
@@ -352,19 +352,21 @@ class Demo:
         calls, mode = self.sender.calls, stack.deployment.logger_mode
         expected = expected_events(mode, calls.answered, calls.answered_200)
         counts = stack.detector_events()
-        received = stack.events_received()
+        received = stack.events_received(counts)
         accepted = {kind: counts.get((kind, "accepted"), 0) for kind in ("request", "response")}
         ignored = sum(counts.get((kind, "ignored"), 0) for kind in ("request", "response"))
         rejected = received - sum(accepted.values()) - ignored
         if received != expected or rejected:
             self.problem(f"{expected} events to log, the detector received {received} ({rejected} rejected)")
+        missing = max(expected - received, 0)
         return [
-            f"KServe's agent {KSERVE_VERSION} (payload logger, log mode {mode}): {calls.answered} inference "
-            f"calls went through it, {calls.answered_200} answered 200 -> {expected} events to log",
-            "  (the agent exports no count of the events it sent: no metrics endpoint, its log is sampled)",
-            f"drift detector (drift_detector_events_total): received {received} events: "
-            f"{accepted['request']} request and {accepted['response']} response events accepted, "
-            f"{ignored} ignored, {rejected} rejected; {max(expected - received, 0)} never arrived",
+            f"KServe's agent {KSERVE_VERSION} (payload logger, log mode {mode}), counted by the client:",
+            f"  {calls.answered} inference calls went through it, {calls.answered_200} answered 200 -> "
+            f"{expected} events to log",
+            "  (the agent itself exports no count: it has no metrics endpoint and its log is sampled)",
+            "drift detector, from its drift_detector_events_total:",
+            f"  received {received} events: {accepted['request']} request and {accepted['response']} "
+            f"response events accepted, {ignored} ignored, {rejected} rejected; {missing} never arrived",
         ]
 
 

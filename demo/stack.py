@@ -216,9 +216,11 @@ class Stack:
                     counts[(sample.labels["type"], sample.labels["outcome"])] = int(sample.value)
         return counts
 
-    def events_received(self) -> int:
-        """CloudEvents the detector has answered so far, whatever the outcome (accepted or not)."""
-        return sum(n for (kind, _), n in self.detector_events().items() if kind in LOGGER_EVENT_TYPES)
+    def events_received(self, counts: dict[tuple[str, str], int] | None = None) -> int:
+        """CloudEvents the detector has answered so far, whatever the outcome (accepted or not), from
+        `counts` (detector_events()) or a fresh read."""
+        counts = self.detector_events() if counts is None else counts
+        return sum(n for (kind, _), n in counts.items() if kind in LOGGER_EVENT_TYPES)
 
     # --- predictor --------------------------------------------------------------------------------
     def _predictor(self) -> ManagedProcess:

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from demo.agent import AGENT_BINARY, KSERVE_VERSION, socket_holders
+from demo.agent import (
+    AGENT_BINARY,
+    KSERVE_VERSION,
+    AgentConfig,
+    KServeAgent,
+    another_agent_message,
+    socket_holders,
+)
+from demo.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SHORT = [
@@ -113,3 +121,20 @@ def test_ctrl_c_stops_every_process(tmp_path):
     assert "interrupted" in rest
     assert processes_using(run_dir) == []
     assert gone(agents[0]) and agents_here() == []
+
+
+def test_demo_refuses_in_one_line_when_another_agent_runs(tmp_path):
+    """One agent per network namespace: the demo says so and starts nothing, rather than hang."""
+    config = AgentConfig(
+        free_port(), free_port(), "http://127.0.0.1:9/", "all", "other", "other", "other-pod"
+    )
+    other = KServeAgent(config, tmp_path / "other-agent.log", dict(os.environ)).start().wait_ready()
+    try:
+        out = subprocess.run(demo(tmp_path / "run"), capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        other.stop()
+    assert out.returncode == 1, out.stdout + out.stderr
+    refusal = [line for line in out.stdout.splitlines() if "another KServe agent" in line]
+    assert refusal == [f"demo failed: {another_agent_message([other.pid])}"]
+    assert f"(pid {other.pid})" in refusal[0] and "unshare --net" in refusal[0]
+    assert processes_using(tmp_path / "run") == []
