@@ -10,9 +10,10 @@ Facts about the agent this module is built around (cmd/agent/main.go, pkg/logger
   @/kserve/agent.sock: one agent per network namespace, a second one exits at start-up;
 - it counts nothing it could report: no metrics endpoint, and its zap log is sampled (100 identical
   lines a second, then every 100th). What it delivered is counted at the sink;
-- it never retries a send and keeps undelivered events in memory only. On SIGTERM it sleeps 30 s and
-  exits without flushing them, so SIGTERM buys nothing: stop it with SIGKILL once the sink has
-  received every event it will get (`wait_delivered`).
+- it never retries a send and keeps undelivered events in memory only. On SIGTERM it sleeps 30 s
+  (Knative's drain; its workers keep sending meanwhile) and then exits, dropping what it still holds.
+  Waiting for the sink gives the same guarantee without the fixed 30 s: stop it with SIGKILL once the
+  sink has received every event it will get (`wait_delivered`).
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ class KServeAgent(ManagedProcess):
             return resp.status == 200
 
     def stop(self, grace: float = 0.0) -> None:
-        """SIGKILL at once: SIGTERM would only make it sleep 30 s (see the module docstring)."""
+        """SIGKILL at once: SIGTERM would only add a 30 s sleep (see the module docstring)."""
         self.kill(signal.SIGKILL)
         super().stop(grace)
 
