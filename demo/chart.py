@@ -94,6 +94,7 @@ class Deployment:
     predictor_job: str  # prometheus-operator's job label of a PodMonitor target: <namespace>/<name>
     drift_job: str  # a ServiceMonitor target's job label: the Service name
     drift_service: str
+    logger_url: str  # spec.predictor.logger.url: the drift detector Service, or the values' url
     logger_mode: str
     metadata_headers: tuple[str, ...]
 
@@ -108,7 +109,9 @@ def deployment(release: str, namespace: str, set_values: dict[str, Any] | None =
     )
     by_kind = {d["kind"]: d for d in docs}
     isvc = by_kind["InferenceService"]
-    logger = isvc["spec"]["predictor"].get("logger") or {}
+    logger = isvc["spec"]["predictor"].get("logger")
+    if not logger:
+        raise RuntimeError("the chart rendered no spec.predictor.logger: set predictor.logger.enabled")
     service = by_kind["Service"]["metadata"]["name"]
     monitor = by_kind["ServiceMonitor"]["spec"]
     # prometheus-operator takes a ServiceMonitor target's job from the Service name unless jobLabel says.
@@ -119,6 +122,7 @@ def deployment(release: str, namespace: str, set_values: dict[str, Any] | None =
         predictor_job=f"{namespace}/{by_kind['PodMonitor']['metadata']['name']}",
         drift_job=service,
         drift_service=service,
+        logger_url=logger["url"],
         logger_mode=logger.get("mode", "all"),
         metadata_headers=tuple(logger.get("metadataHeaders") or ()),
     )

@@ -2,7 +2,8 @@
 
 Every process is started in a new session (its own process group), so stopping it also stops
 whatever it forked (uvicorn workers, KServe's model server). On Linux the kernel additionally
-sends SIGTERM to the child if the demo itself dies without running its cleanup (SIGKILL, OOM).
+signals the child if the demo itself dies without running its cleanup (SIGKILL, OOM): SIGTERM, or
+SIGKILL for a child that would linger on SIGTERM (KServe's agent sleeps 30 s).
 """
 
 from __future__ import annotations
@@ -34,11 +35,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM this child when the process that started it dies (Linux only)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    """preexec_fn: send `sig` to this child when the process that started it dies (Linux only)."""
+
+    def preexec() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, sig)
+
+    return preexec
 
 
 class ProcessFailed(RuntimeError):
@@ -55,12 +60,14 @@ class ManagedProcess:
         log_path: Path,
         env: dict[str, str] | None = None,
         stdout_path: Path | None = None,
+        parent_death_signal: int = signal.SIGTERM,
     ):
         self.name = name
         self.cmd = cmd
         self.log_path = log_path  # stderr, and stdout unless stdout_path is given
         self.stdout_path = stdout_path
         self.env = env
+        self.parent_death_signal = parent_death_signal
         self.popen: subprocess.Popen | None = None
 
     def start(self) -> ManagedProcess:
@@ -75,7 +82,7 @@ class ManagedProcess:
                 stderr=log,
                 env=self.env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=_die_with_parent(self.parent_death_signal) if sys.platform == "linux" else None,
             )
         with _LIVE_LOCK:
             _LIVE.append(self)

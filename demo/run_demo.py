@@ -3,8 +3,9 @@
 Starts the monitored predictor, the drift detector, Prometheus (with the alert rules rendered from the
 chart by helm) and the retrain controller on loopback ports; sends clean traffic, then drifted traffic,
 with ground-truth labels for part of it; prints each drift window as it closes and ends with a summary
-read back from the services. KServe's payload logger only exists in a cluster: a relay stands in for
-it (demo/relay.py, demo/README.md). Every process stops on exit, error or Ctrl-C.
+read back from the services. KServe's own agent (its payload logger) sits in front of the predictor and
+sends every request and response to the drift detector (demo/agent.py, demo/README.md). Every process
+stops on exit, error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ if __package__ in (None, ""):  # run as a script (`python demo/run_demo.py`): ma
 import numpy as np
 import yaml
 
+from demo.agent import KSERVE_VERSION, expected_events
 from demo.console import Console, table
 from demo.processes import ProcessFailed, install_signal_handlers
-from demo.relay import REQUEST_TYPE
 from demo.scenario import (
     DRIFT_ALERT,
     PhaseRecord,
@@ -160,16 +161,16 @@ class Demo:
         a = self.args
         self.say("kserve-model-monitoring demo: the whole monitoring loop on this machine, no cluster")
         self.say(
-            "NOTE: KServe's payload logger exists only inside a cluster. Here a relay (demo/relay.py) stands "
-            "in for it:\n      it proxies each call to the predictor and sends the request and the "
-            "response to the drift detector\n      as the same binary-mode CloudEvents KServe's logger sends."
+            "NOTE: not a cluster: no kubelet and no container images; every component runs as a process\n"
+            "      from this checkout, on local ports."
         )
         started = time.monotonic()
         with Stack(self.settings, on_step=lambda text: self.say(f"- {text}")) as stack:
             self.stack = stack
             self.say(f"stack up in {time.monotonic() - started:.0f}s (logs: {stack.logs})")
             self.say(
-                f"  inference (through the relay): {stack.relay_url}/v1/models/{stack.model_name}:predict"
+                f"  inference:   {stack.agent_url}/v1/models/{stack.model_name}:predict  (KServe's agent "
+                f"{KSERVE_VERSION} in front of the predictor, logging to {stack.agent_config().log_url})"
             )
             self.say(f"  drift API:   {stack.drift_url}/api/v1/drift   reports: {stack.drift_url}/reports/")
             self.say(
@@ -183,8 +184,8 @@ class Demo:
             )
             self.say(f"  retrain controller: watch mode every {a.retrain_interval}s, {mode}")
             watcher = WindowWatcher(stack, self.on_window).start()
-            sender = TrafficSender(
-                stack.relay_url, stack.drift_url, stack.model_name, self.data.features, a.concurrency
+            sender = self.sender = TrafficSender(
+                stack.agent_url, stack.drift_url, stack.model_name, self.data.features, a.concurrency
             )
             try:
                 self.run_phase(
@@ -239,7 +240,7 @@ class Demo:
         )
         if result.failed_requests:
             self.problem(f"{result.failed_requests} requests failed, first errors: {result.errors[:2]}")
-        stack.relay.drain(timeout=30)
+        stack.wait_agent_delivered(self.expected_events(stack))
         expected = len(frame) // a.window_size
         try:
             wait_until(
@@ -321,14 +322,11 @@ class Demo:
             ["model quality (feedback)", *[quality_cell(p) for p in self.phases]],
             ["Evidently reports", *[reports_cell(p) for p in self.phases]],
         ]
-        relay = stack.relay.stats
         self.say("\nsummary")
         self.say(table(["", *[f"phase {i + 1}: {p.name}" for i, p in enumerate(self.phases)]], rows))
-        self.say(
-            f"\nrelay (simulated KServe payload logger): {relay.acknowledged[REQUEST_TYPE]} request and "
-            f"{sum(relay.acknowledged.values()) - relay.acknowledged[REQUEST_TYPE]} response events "
-            f"acknowledged by the drift detector, {sum(relay.failed.values())} failed"
-        )
+        self.say("")
+        for line in self.delivery_lines(stack):
+            self.say(line)
         job = first_manifest(stack.retrainer_jobs)
         if job:
             container = job["spec"]["template"]["spec"]["containers"][0]
@@ -342,6 +340,34 @@ class Demo:
         )
         self.say(f"logs: {stack.logs}")
         self.say(f"demo finished in {elapsed:.0f}s")
+
+    def expected_events(self, stack) -> int:
+        """Events the agent should have logged for the calls sent so far (its mode, 200s or not)."""
+        calls = self.sender.calls
+        return expected_events(stack.deployment.logger_mode, calls.answered, calls.answered_200)
+
+    def delivery_lines(self, stack) -> list[str]:
+        """What went through KServe's agent and what the drift detector made of it, each counted where
+        it is known: the calls by the traffic client, the events by the detector (the agent counts none)."""
+        calls, mode = self.sender.calls, stack.deployment.logger_mode
+        expected = expected_events(mode, calls.answered, calls.answered_200)
+        counts = stack.detector_events()
+        received = stack.events_received(counts)
+        accepted = {kind: counts.get((kind, "accepted"), 0) for kind in ("request", "response")}
+        ignored = sum(counts.get((kind, "ignored"), 0) for kind in ("request", "response"))
+        rejected = received - sum(accepted.values()) - ignored
+        if received != expected or rejected:
+            self.problem(f"{expected} events to log, the detector received {received} ({rejected} rejected)")
+        missing = max(expected - received, 0)
+        return [
+            f"KServe's agent {KSERVE_VERSION} (payload logger, log mode {mode}), counted by the client:",
+            f"  {calls.answered} inference calls went through it, {calls.answered_200} answered 200 -> "
+            f"{expected} events to log",
+            "  (the agent itself exports no count: it has no metrics endpoint and its log is sampled)",
+            "drift detector, from its drift_detector_events_total:",
+            f"  received {received} events: {accepted['request']} request and {accepted['response']} "
+            f"response events accepted, {ignored} ignored, {rejected} rejected; {missing} never arrived",
+        ]
 
 
 def first_manifest(path: Path) -> dict | None:

@@ -1,16 +1,18 @@
 """The whole monitoring loop on loopback ports: one implementation for `make demo` and tests/e2e.
 
     with Stack(StackSettings(run_dir=...)) as stack:
-        stack.relay_url       # send inference here (the simulated KServe payload logger forwards it)
+        stack.agent_url       # send inference here: KServe's agent proxies it and logs it
         stack.drift_url       # drift detector API
         stack.prometheus_url  # Prometheus with the chart's rules
 
 Processes (each in its own process group, log under run_dir/logs/):
   predictor       python -m monitored_predictor (KServe ModelServer) serving build/demo/model
+  kserve-agent    KServe's agent (demo/agent.py) in front of the predictor, logging to the drift detector
+                  as the rendered InferenceService's `spec.predictor.logger` says
   drift-detector  python -m drift_detector with build/demo/reference.parquet
   prometheus      Debian's /usr/bin/prometheus scraping both, rules rendered from the chart by helm
   retrainer       python -m retrain_controller watch (dry run unless a kubeconfig is given)
-and in this process: the relay (demo/relay.py) that stands in for KServe's payload logger.
+The agent binds an abstract unix socket: one stack per network namespace at a time.
 """
 
 from __future__ import annotations
@@ -29,12 +31,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from demo import chart
+from demo.agent import (
+    AgentConfig,
+    KServeAgent,
+    agent_binary,
+    another_agent_message,
+    local_log_url,
+    socket_holders,
+    socket_taken,
+    wait_delivered,
+)
 from demo.processes import ManagedProcess, ProcessFailed, free_port, http_ok
-from demo.relay import PayloadLoggerRelay
 
 REPO = Path(__file__).resolve().parents[1]
+# drift_detector_events_total types of logged events: decoded ones, and those refused before decoding.
+LOGGER_EVENT_TYPES = ("request", "response", "cloudevent")
 BUILD = REPO / "build" / "demo"
 PYTHON = sys.executable
 
@@ -64,7 +78,7 @@ class StackSettings:
     scrape_interval_seconds: int = 2
     alert_for: str = "10s"  # every alert's `for`, set through the chart's values
     # Extra chart values (dotted keys) for the demo's release; the chart's defaults already make the
-    # payload logger copy X-Request-Id into Ce-Metadata, which the relay then honours.
+    # payload logger copy X-Request-Id into Ce-Metadata, and the agent takes its flags from the render.
     chart_values: dict[str, Any] = field(default_factory=dict)
     retrain_interval_seconds: int = 5
     retrain_sustained_for: str = "10s"
@@ -84,15 +98,17 @@ class Stack:
         self.reports_dir = s.run_dir / "reports"
         self.prom_dir = s.run_dir / "prometheus"
         self.retrainer_jobs = s.run_dir / "retrainer-jobs.yaml"
-        self.ports = {name: free_port() for name in ("predictor", "predictor_grpc", "drift", "prometheus")}
+        ports = ("predictor", "predictor_grpc", "agent", "drift", "prometheus")
+        self.ports = {name: free_port() for name in ports}
         self.predictor_url = f"http://127.0.0.1:{self.ports['predictor']}"
+        self.agent_url = f"http://127.0.0.1:{self.ports['agent']}"
         self.drift_url = f"http://127.0.0.1:{self.ports['drift']}"
         self.prometheus_url = f"http://127.0.0.1:{self.ports['prometheus']}"
-        self.relay: PayloadLoggerRelay | None = None
         self.procs: dict[str, ManagedProcess] = {}
         self.alerts: list[str] = []
         self.deployment = chart.deployment(s.release, s.namespace, s.chart_values)
         self.model_name = self.deployment.model_name
+        self.pod_name = f"{self.model_name}-predictor-local"  # the pod label of the predictor's target
 
     # --- lifecycle --------------------------------------------------------------------------------
     def __enter__(self) -> Stack:
@@ -106,23 +122,26 @@ class Stack:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    @property
-    def relay_url(self) -> str:
-        assert self.relay is not None, "stack not started"
-        return self.relay.url
-
-    def start(self) -> None:
-        s, on_step = self.settings, self.on_step
+    def prepare(self) -> None:
+        """Check everything the stack needs before anything starts; empty the run directory."""
+        s = self.settings
         for path in (s.build_dir / "model", s.build_dir / "reference.parquet"):
             if not path.exists():
                 raise ProcessFailed(f"{path} is missing: run `make demo-model` first")
-        for tool in ("prometheus", "promtool"):  # before anything starts
+        for tool in ("prometheus", "promtool"):
             _tool(tool)
+        agent_binary()
+        if socket_taken():
+            raise ProcessFailed(another_agent_message(socket_holders()))
         clear_run_dir(s.run_dir)
         for d in (self.logs, self.data_dir, self.reports_dir, self.prom_dir):
             d.mkdir(parents=True)
+
+    def start(self) -> None:
+        on_step = self.on_step
+        self.prepare()
         on_step("starting the predictor and the drift detector")
-        self.procs["predictor"] = self._predictor().start()
+        self.start_predictor()
         self.procs["drift-detector"] = self._drift_detector().start()
         on_step("rendering the alert rules from the chart with helm")
         rules = self._rules_file()
@@ -130,29 +149,78 @@ class Stack:
         self.procs["prometheus"] = self._prometheus(rules).start()
         on_step("waiting for the services to be ready")
         self.wait_drift_detector()
-        self.procs["predictor"].wait_ready(self._predictor_ready, timeout=120, what="serving the model")
+        self.wait_predictor()
         self.procs["prometheus"].wait_ready(lambda: http_ok(f"{self.prometheus_url}/-/ready"), 60, "ready")
-        self.relay = PayloadLoggerRelay(
-            predictor_url=self.predictor_url,
-            sink_url=f"{self.drift_url}/",
-            inference_service=self.model_name,
-            namespace=s.namespace,
-            metadata_headers=self.deployment.metadata_headers,
-        ).start()
+        on_step("starting KServe's agent in front of the predictor, logging to the drift detector")
+        self.start_agent()
         on_step("starting the retrain controller (watch mode)")
         self.procs["retrainer"] = self._retrainer().start()
         self.wait_targets_up()
 
     def stop(self) -> None:
-        if self.relay is not None:
-            with contextlib.suppress(Exception):
-                self.relay.drain(timeout=10)
-            self.relay.stop()
-            self.relay = None
+        self.stop_agent()
         for name in ("retrainer", "prometheus", "predictor", "drift-detector"):
             proc = self.procs.get(name)
             if proc is not None:
                 proc.stop()
+
+    # --- KServe's agent ---------------------------------------------------------------------------
+    def agent_config(self, log_url: str | None = None) -> AgentConfig:
+        """The agent's settings from the rendered logger spec; its sink is the local drift detector
+        (same path as the chart's URL) unless `log_url` names another one."""
+        d = self.deployment
+        return AgentConfig(
+            port=self.ports["agent"],
+            component_port=self.ports["predictor"],
+            log_url=log_url or local_log_url(d.logger_url, self.drift_url),
+            log_mode=d.logger_mode,
+            inference_service=d.model_name,
+            namespace=self.settings.namespace,
+            source_uri=self.pod_name,
+            metadata_headers=d.metadata_headers,
+        )
+
+    def start_agent(self, log_url: str | None = None) -> KServeAgent:
+        agent = KServeAgent(self.agent_config(log_url), self.logs / "kserve-agent.log", self._env())
+        self.procs["kserve-agent"] = agent
+        return agent.start().wait_ready()
+
+    def stop_agent(self, timeout: float = 10.0) -> None:
+        """Let the agent deliver what it holds (the detector's count stops moving), then SIGKILL it."""
+        agent = self.procs.get("kserve-agent")
+        if agent is None:
+            return
+        detector = self.procs.get("drift-detector")
+        if agent.alive() and detector is not None and detector.alive():
+            self.wait_agent_delivered(timeout=timeout)
+        agent.stop()
+
+    def restart_agent(self, log_url: str | None = None) -> KServeAgent:
+        """A new agent on the same port, logging to `log_url` (default: the drift detector)."""
+        self.stop_agent()
+        return self.start_agent(log_url)
+
+    def wait_agent_delivered(self, expected: int | None = None, timeout: float = 30.0) -> int:
+        """Events the drift detector has received once it got `expected` or its count stopped moving."""
+        quiet = 1.5 if expected is None else 5.0  # with a target, wait longer before calling events lost
+        return wait_delivered(self.events_received, expected, timeout, quiet_seconds=quiet)
+
+    def detector_events(self) -> dict[tuple[str, str], int]:
+        """drift_detector_events_total by (type, outcome), straight from the detector's /metrics."""
+        with urllib.request.urlopen(f"{self.drift_url}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        counts = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "drift_detector_events_total":
+                    counts[(sample.labels["type"], sample.labels["outcome"])] = int(sample.value)
+        return counts
+
+    def events_received(self, counts: dict[tuple[str, str], int] | None = None) -> int:
+        """CloudEvents the detector has answered so far, whatever the outcome (accepted or not), from
+        `counts` (detector_events()) or a fresh read."""
+        counts = self.detector_events() if counts is None else counts
+        return sum(n for (kind, _), n in counts.items() if kind in LOGGER_EVENT_TYPES)
 
     # --- predictor --------------------------------------------------------------------------------
     def _predictor(self) -> ManagedProcess:
@@ -162,6 +230,13 @@ class Stack:
         cmd += ["--http_host", "127.0.0.1"]  # loopback only: the demo never serves the network
         cmd += ["--grpc_port", str(self.ports["predictor_grpc"]), "--enable_grpc", "false", "--workers", "1"]
         return ManagedProcess("predictor", cmd, self.logs / "predictor.log", env=self._env())
+
+    def start_predictor(self) -> ManagedProcess:
+        self.procs["predictor"] = self._predictor().start()
+        return self.procs["predictor"]
+
+    def wait_predictor(self, timeout: float = 120) -> None:
+        self.procs["predictor"].wait_ready(self._predictor_ready, timeout=timeout, what="serving the model")
 
     def _predictor_ready(self) -> bool:
         return http_ok(f"{self.predictor_url}/v2/models/{self.model_name}/ready")

@@ -13,6 +13,7 @@ import http.client
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -140,37 +141,56 @@ def v2_body(rows: list[list[float]]) -> bytes:
     return json.dumps({"inputs": [tensor]}).encode()
 
 
+@dataclass
+class CallCounts:
+    """Inference calls KServe's agent answered (whatever the status) and those answered with HTTP 200."""
+
+    answered: int = 0
+    answered_200: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, status: int) -> None:
+        with self.lock:
+            self.answered += 1
+            self.answered_200 += status == 200
+
+
 class TrafficSender:
-    """Sends rows through the relay (v1 mostly, every `v2_every`-th request v2) and labels afterwards."""
+    """Sends rows to KServe's agent in front of the predictor (v1 mostly, every `v2_every`-th request
+    v2) and labels afterwards; counts every call in `calls`, for the events the agent should log."""
 
     def __init__(
         self,
-        relay_url: str,
+        agent_url: str,
         drift_url: str,
         model_name: str,
         features: list[str],
         concurrency: int = 4,
         v2_every: int = 5,
     ):
-        self.relay_url = relay_url.rstrip("/")
+        self.agent_url = agent_url.rstrip("/")
         self.drift_url = drift_url.rstrip("/")
         self.model_name = model_name
         self.features = features
         self.concurrency = concurrency
         self.v2_every = v2_every
         self.client = Client()
+        self.calls = CallCounts()
 
-    def _infer(self, index: int, row: list[float]) -> str | None:
-        """One request; returns its x-request-id when the predictor answered 200."""
+    def _infer(self, index: int, row: list[float]) -> str:
+        """One request; returns its X-Request-Id once the predictor answered 200."""
         if self.v2_every and index % self.v2_every == self.v2_every - 1:
-            url, body = f"{self.relay_url}/v2/models/{self.model_name}/infer", v2_body([row])
+            url, body = f"{self.agent_url}/v2/models/{self.model_name}/infer", v2_body([row])
         else:
-            url, body = f"{self.relay_url}/v1/models/{self.model_name}:predict", v1_body([row])
-        status, headers, _ = self.client.post(url, body)
+            url, body = f"{self.agent_url}/v1/models/{self.model_name}:predict", v1_body([row])
+        # In a cluster the ingress gateway (Istio, Envoy) gives every call an X-Request-Id; KServe's agent
+        # copies it into Ce-Metadata, the key ground-truth feedback joins on. Here the client is the edge.
+        request_id = str(uuid.uuid4())
+        status, _, _ = self.client.post(url, body, {"X-Request-Id": request_id})
+        self.calls.record(status)
         if status != 200:
             raise RuntimeError(f"predictor answered {status} to {url}")
-        lowered = {k.lower(): v for k, v in headers.items()}
-        return lowered.get("x-request-id")
+        return request_id
 
     def send(
         self,

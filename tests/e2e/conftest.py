@@ -2,6 +2,11 @@
 
 One stack serves the whole module; the tests in test_monitoring_loop.py run in file order and build on
 each other (clean traffic, then drifted traffic, then a restart), like the demo's phases.
+
+KServe's agent binds an abstract unix socket, so only one runs per network namespace: every fixture
+that starts one is module-scoped (torn down before the next module starts its own, or the demo CLI
+test runs the whole demo). Run the tier in a network namespace of its own when other agents run on
+the machine: `unshare --net bash -c 'ip link set lo up && make test-e2e'` (as root).
 """
 
 from __future__ import annotations
@@ -44,13 +49,13 @@ def settings(tmp_path_factory) -> StackSettings:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(settings):
     with Stack(settings) as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def watcher(stack):
     watching = WindowWatcher(stack).start()
     yield watching
@@ -62,9 +67,9 @@ def data() -> DemoData:
     return DemoData.load(BUILD)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sender(stack, data) -> TrafficSender:
-    return TrafficSender(stack.relay_url, stack.drift_url, stack.model_name, data.features, concurrency=4)
+    return TrafficSender(stack.agent_url, stack.drift_url, stack.model_name, data.features, concurrency=4)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""The monitoring loop end to end: real predictor, drift detector, Prometheus (with the chart's rules,
-rendered by helm), retrain controller, and the relay that stands in for KServe's payload logger.
+"""The monitoring loop end to end: real predictor behind KServe's own agent (the payload logger), drift
+detector, Prometheus (with the chart's rules, rendered by helm) and retrain controller.
 
 The tests run in file order on one stack: clean traffic, feedback, drifted traffic, the retrain
 decision, the dashboards, a drift detector crash. Each reads its verdict back from the services' APIs.
@@ -12,16 +12,15 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.request
 
 import pytest
 import yaml
 from dashboard_panels import PANELS_WITHOUT_DATA, dashboard_queries, substitute
 from kubernetes import client
-from prometheus_client.parser import text_string_to_metric_families
+from sinks import AckRecorder
 from timing import ALERT_FOR, RATE, SCRAPE_SECONDS, WINDOW
 
-from demo.relay import REQUEST_TYPE, RESPONSE_TYPE
+from demo.agent import REQUEST_TYPE, expected_events
 from demo.scenario import (
     DRIFT_ALERT,
     model_performance,
@@ -119,33 +118,26 @@ def test_drifted_traffic_fires_the_dataset_drift_alert(stack, watcher, sender, d
     )
 
 
-def test_every_relayed_event_was_accepted(stack):
-    """v1 and v2 calls, requests and responses: the detector decoded and joined every one."""
-    stats = stack.relay.stats
-    assert sum(stats.failed.values()) == 0
-    # Straight from the detector's /metrics: Prometheus may lag by a scrape.
-    with urllib.request.urlopen(f"{stack.drift_url}/metrics", timeout=10) as resp:
-        families = text_string_to_metric_families(resp.read().decode())
-    counts = {
-        (sample.labels["type"], sample.labels["outcome"]): sample.value
-        for family in families
-        if family.name == "drift_detector_events"
-        for sample in family.samples
-        if sample.name == "drift_detector_events_total"
+def test_every_event_the_agent_logged_was_accepted(stack, sender):
+    """v1 and v2 calls through KServe's agent, requests and responses: the detector received, decoded
+    and joined every event. The agent counts nothing it could report, so the calls are counted by the
+    client (two events each: all were answered 200) and the events by the detector's /metrics."""
+    calls = sender.calls
+    assert calls.answered > 0 and calls.answered_200 == calls.answered
+    expected = expected_events(stack.deployment.logger_mode, calls.answered, calls.answered_200)
+    assert expected == 2 * calls.answered
+    assert stack.wait_agent_delivered(expected) == expected
+    counts = stack.detector_events()
+    logged = {
+        ("request", "accepted"): calls.answered,
+        ("response", "accepted"): calls.answered_200,
+        ("join", "matched"): calls.answered,
     }
-    relayed = {
-        ("request", "accepted"): stats.acknowledged[REQUEST_TYPE],
-        ("response", "accepted"): stats.acknowledged[RESPONSE_TYPE],
-        ("join", "matched"): stats.acknowledged[REQUEST_TYPE],
+    assert {k: counts.get(k) for k in logged} == logged, counts
+    refused = {
+        k: v for k, v in counts.items() if k[0] in ("request", "response", "cloudevent") and k not in logged
     }
-    assert {k: counts.get(k) for k in relayed} == relayed, counts
-    # "ignored" is not a rejection: logged GETs (metadata, readiness) carry no rows by design.
-    rejected = {
-        k: v
-        for k, v in counts.items()
-        if k[0] in ("request", "response") and k[1] not in ("accepted", "ignored")
-    }
-    assert all(v == 0 for v in rejected.values()), rejected
+    assert all(v == 0 for v in refused.values()), refused
 
 
 def test_retrain_controller_decides_one_job_for_the_drift(stack, journal):
@@ -225,48 +217,64 @@ def drift_detector_rows(stack, watcher) -> int:
     return checked + stack.drift()["open_window"]["rows"]
 
 
-def test_drift_detector_restart_loses_no_accepted_row(stack, watcher, sender, data, rng):
-    """SIGKILL mid-traffic: every request event the detector acknowledged is a row after the restart."""
-    relay = stack.relay.stats
-    before_failed = relay.failed[REQUEST_TYPE]
-    frame = data.clean(6 * WINDOW, rng)
-    done = threading.Event()
-    outcome = {}
+def settled_rows(stack, watcher) -> int:
+    """Rows the detector holds once no request waits for its response any more."""
 
-    def traffic():
-        try:
-            outcome["result"] = sender.send(frame, RATE, 0.0, rng)
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=traffic, daemon=True)
-    thread.start()
-    wait_until(
-        lambda: relay.acknowledged[REQUEST_TYPE] > 0 and stack.drift()["open_window"]["rows"] > 30, 30, "rows"
-    )
-    stack.restart_drift_detector(signal.SIGKILL)
-    thread.join(timeout=120)
-    assert done.is_set()
-    assert stack.relay.drain(timeout=30)
-    failed = relay.failed[REQUEST_TYPE] - before_failed
-    assert failed > 0, "the detector was down while traffic flowed, some events must have failed"
-
-    acknowledged = len(relay.acked_ids[REQUEST_TYPE])  # every request event of the whole session
-
-    # Requests without their response join their window after pending_ttl_seconds; closed windows get
-    # checked. Then the detector holds every acknowledged request as a row.
     def settled():
         status = stack.drift()["open_window"]
         return status["pending_joins"] == 0 and drift_detector_rows(stack, watcher)
 
-    wait_until(settled, timeout=60, what="pending joins to settle after the restart")
+    return wait_until(settled, timeout=60, what="pending joins to settle")
+
+
+def test_drift_detector_restart_loses_no_accepted_row(stack, watcher, sender, data, rng):
+    """SIGKILL mid-traffic: every request event the detector acknowledged is a row after the restart.
+
+    Which events the detector acknowledged is known only on the wire (the agent reports no outcome per
+    event, the detector's counters die with it): for this test the agent logs through an AckRecorder,
+    which forwards each event to the detector unchanged and keeps the detector's answer."""
+    stack.wait_agent_delivered()
+    rows_before = settled_rows(stack, watcher)
+    recorder = AckRecorder(f"{stack.drift_url}/")
+    stack.restart_agent(log_url=recorder.url)
+    try:
+        calls_before = sender.calls.answered
+        frame = data.clean(6 * WINDOW, rng)
+        done = threading.Event()
+
+        def traffic():
+            try:
+                sender.send(frame, RATE, 0.0, rng)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=traffic, daemon=True)
+        thread.start()
+        wait_until(
+            lambda: recorder.ids(REQUEST_TYPE, True) and stack.drift()["open_window"]["rows"] > 30, 30, "rows"
+        )
+        stack.restart_drift_detector(signal.SIGKILL)
+        thread.join(timeout=120)
+        assert done.is_set()
+        calls = sender.calls.answered - calls_before
+        assert recorder.wait_for(2 * calls) == 2 * calls  # every call answered 200: two events each
+    finally:
+        stack.restart_agent()
+        recorder.close()
+    acknowledged = len(recorder.ids(REQUEST_TYPE, True))
+    failed = len(recorder.ids(REQUEST_TYPE, False))
+    assert failed > 0, "the detector was down while traffic flowed, some events must have failed"
+
+    # Requests without their response join their window after pending_ttl_seconds; closed windows get
+    # checked. Then the detector holds every acknowledged request as a row.
+    settled_rows(stack, watcher)
     rows = wait_until(
-        lambda: (n := drift_detector_rows(stack, watcher)) >= acknowledged and n,
+        lambda: (n := drift_detector_rows(stack, watcher)) >= rows_before + acknowledged and n,
         timeout=30,
         what=f"{acknowledged} acknowledged rows in the drift detector's windows",
     )
     # Rows may exceed the acknowledged count only by requests written before the kill but never answered.
-    assert acknowledged <= rows <= acknowledged + failed
+    assert rows_before + acknowledged <= rows <= rows_before + acknowledged + failed
     assert stack.query('drift_detector_events_total{type="window", outcome="check_skipped"} > 0') == []
 
 
