@@ -157,4 +157,8 @@ def test_predictions_awaiting_labels_survive_sigkill(make_server):
     again = make_server(config, window_size=1000, min_samples=100).start()  # same data dir
     assert again.window()["rows"] == 3
     feedback = [{"id": i, "label": 1} for i in ids] + [{"id": "never-logged", "label": 0}]
-    assert again.client.post("/v1/feedback", json=feedback).json() == {"matched": 3, "unknown": 1}
+    assert again.client.post("/v1/feedback", json=feedback).json() == {
+        "matched": 3,
+        "unknown": 1,
+        "duplicates": 0,
+    }

@@ -221,7 +221,7 @@ def test_ingest_rows_and_feedback_by_id(server):
     assert r.status_code == 200 and r.json() == {"accepted": 5}
     assert server.window()["rows"] == before + 5
     r = server.client.post("/v1/feedback", json=[{"id": "ing-0", "label": 1}, {"id": "nope", "label": 0}])
-    assert r.json() == {"matched": 1, "unknown": 1}
+    assert r.json() == {"matched": 1, "unknown": 1, "duplicates": 0}
     assert server.metric("drift_detector_events_total", type="feedback", outcome="unknown_id") >= 1
     r = server.client.post("/v1/feedback", json=[{"label": 1}])
     assert r.status_code == 400 and "id" in r.json()["error"]

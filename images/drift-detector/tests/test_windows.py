@@ -125,7 +125,11 @@ def test_model_performance_from_feedback(make_server):
         instances = [[0.1, 1.0, "red"], [0.2, 2.0, "blue"]]
         ids.append(server.send_pair(instances, [float(scores[i]), float(scores[i + 1])]))
     feedback = [{"id": ids[k], "label": [int(labels[2 * k]), int(labels[2 * k + 1])]} for k in range(30)]
-    assert server.client.post("/v1/feedback", json=feedback).json() == {"matched": 30, "unknown": 0}
+    assert server.client.post("/v1/feedback", json=feedback).json() == {
+        "matched": 30,
+        "unknown": 0,
+        "duplicates": 0,
+    }
     server.wait_for(
         lambda: server.metric("model_performance", metric="roc_auc") > 0, what="performance gauges"
     )
@@ -144,7 +148,11 @@ def test_model_performance_from_feedback(make_server):
         skm.recall_score(labels, predicted)
     )
     # The same id again is unknown now: each prediction takes one label.
-    assert server.client.post("/v1/feedback", json=feedback[:1]).json() == {"matched": 0, "unknown": 1}
+    assert server.client.post("/v1/feedback", json=feedback[:1]).json() == {
+        "matched": 0,
+        "unknown": 1,
+        "duplicates": 0,
+    }
 
 
 def test_large_ingest_batches_split_into_windows_and_age_closes_a_window(make_server):

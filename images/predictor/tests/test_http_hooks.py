@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 
 import numpy as np
@@ -30,7 +31,7 @@ def call(app, path, headers=()):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "path": path, "headers": list(headers)}
+    scope = {"type": "http", "method": "POST", "path": path, "headers": list(headers)}
     asyncio.run(app(scope, receive, send))
     return scope, sent
 
@@ -79,14 +80,19 @@ def test_other_paths_are_not_counted():
     assert sum(c._value.get() for c in m.errors.values()) == 0
 
 
-def test_an_exception_before_any_response_counts_as_internal_error():
+@pytest.mark.parametrize("path", ["/v2/models/m/infer", "/v2/health/ready"])
+def test_an_exception_before_any_response_is_a_json_500_with_the_request_id(path):
     async def broken(scope, receive, send):
-        raise RuntimeError("boom")
+        raise RecursionError("maximum recursion depth exceeded")
 
     m = metrics()
-    with pytest.raises(RuntimeError):
-        call(RequestMonitor(broken, m, "m"), "/v2/models/m/infer")
-    assert m.errors["internal_error"]._value.get() == 1
+    _, sent = call(RequestMonitor(broken, m, "m"), path, [(b"x-request-id", b"r-1")])
+    assert sent[0]["status"] == 500 and dict(sent[0]["headers"])[b"x-request-id"] == b"r-1"
+    assert json.loads(sent[1]["body"]) == {
+        "error": "internal error: RecursionError",
+        "reason": "internal_error",
+    }
+    assert m.errors["internal_error"]._value.get() == (1 if "infer" in path else 0)
 
 
 def test_model_is_not_ready_until_loaded(demo_model_dir, tmp_path):

@@ -16,6 +16,7 @@ from drift_detector.service import NotReady, Service
 LOG = logging.getLogger(__name__)
 JSON = [(b"content-type", b"application/json")]
 REPORT_CHUNK = 1 << 16
+MAX_LIMIT_DIGITS = 9  # ?limit= above any history size; int() of thousands of digits raises
 CE_HEADERS = (b"ce-specversion", b"ce-id", b"ce-type", b"ce-metadata", b"content-type")
 
 
@@ -167,9 +168,18 @@ class App:
 
     async def feedback(self, scope, receive):
         doc = await self._json(scope, receive, "feedback")
-        return await self._run("feedback", self.service.feedback(doc))
+        doc, duplicates = decode.first_label_per_id(doc)
+        status, answer, content_type = await self._run("feedback", self.service.feedback(doc))
+        if duplicates:
+            self.service.metrics.event("feedback", "duplicate_id", duplicates)
+        return status, {**answer, "duplicates": duplicates}, content_type
 
     # --- reading --------------------------------------------------------------------------------
+    def _refuse_query(self, status: int, reason: str, message: str) -> None:
+        """A bad read request: counted as events{type="query"}, which the rejected-events alert leaves out."""
+        self.service.metrics.event("query", reason)
+        raise Response(status, {"error": message, "reason": reason})
+
     async def drift(self, scope, receive):
         latest = self.service.checker.latest() if self.service.checker else None
         window = self.service.open_window() if self.service.ready else None
@@ -184,8 +194,11 @@ class App:
     async def history(self, scope, receive):
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         raw = query.get("limit", ["10"])[0]
-        if not raw.isdigit():
-            raise Response(400, {"error": f"limit must be a non-negative integer, got {raw!r}"})
+        # isdigit() alone takes "²" and other Unicode digits, which int() refuses
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_LIMIT_DIGITS):
+            self._refuse_query(
+                400, "invalid_limit", f"limit must be a whole number below 10^9, got {raw[:20]!r}"
+            )
         checker = self.service.checker
         results = checker.recent(min(int(raw), self.settings.history_size)) if checker else []
         return 200, {"model_name": self.settings.model_name, "results": results}, b"application/json"
@@ -198,9 +211,17 @@ class App:
 
     async def report_file(self, name: str, send) -> None:
         reports = self.service.reports
-        path = reports.path(name) if reports else None
-        if path is None:
-            raise Response(404, {"error": f"no such report: {name}"})
+        try:  # a name past the file system's limit raises ENAMETOOLONG; a report may expire meanwhile
+            path = reports.path(name) if reports else None
+            report = open(path, "rb") if path is not None else None  # noqa: SIM115 - closed below
+        except OSError:
+            report = None
+        if report is None:
+            self._refuse_query(404, "no_such_report", f"no such report: {name[:100]}")
+        with report:
+            await self._send_report(report, send)
+
+    async def _send_report(self, report, send) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -208,9 +229,8 @@ class App:
                 "headers": [(b"content-type", b"text/html; charset=utf-8")],
             }
         )
-        with open(path, "rb") as fh:
-            while chunk := fh.read(REPORT_CHUNK):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        while chunk := report.read(REPORT_CHUNK):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
     async def healthz(self, scope, receive):

@@ -50,6 +50,8 @@ def structured_events(body: bytes, batch: bool) -> list[Event]:
     envelopes = doc if batch else [doc]
     if not isinstance(envelopes, list) or not all(isinstance(e, dict) for e in envelopes):
         raise BadInput("invalid_event", "structured CloudEvent must be a JSON object (batch: a list of them)")
+    if not envelopes:
+        raise BadInput("empty_batch", "the CloudEvents batch holds no event")
     events = []
     for env in envelopes:
         event_id = str(env.get("id") or "")
@@ -113,6 +115,7 @@ def decode_request(schema: Schema, doc: Any, dq: Counter) -> list[list[Any]]:
         raise BadInput("invalid_body", "request body must be a JSON object")
     inputs = doc.get("inputs")
     if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) and "datatype" in inputs[0]:
+        _check_tensors(inputs)
         return _v2_rows(schema, inputs, dq)
     instances = doc.get("instances", inputs)
     if not isinstance(instances, list) or not instances:
@@ -147,6 +150,18 @@ def keyed_row(schema: Schema, inst: dict, dq: Counter, ignore: tuple[str, ...] =
             if key not in schema.index and key not in ignore:
                 dq[(schema.unexpected_label(str(key)[:100]), UNEXPECTED_COLUMN)] += 1
     return row
+
+
+def _check_tensors(inputs: list) -> None:
+    """Every v2 input is an object named by a string: a list or object name would otherwise reach
+    dict lookups (unhashable) and a bare number the attribute lookups of _v2_rows."""
+    for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise BadInput(
+                "invalid_body", f"v2 input {i} must be a tensor object, got {type(tensor).__name__}"
+            )
+        if not isinstance(tensor.get("name"), str):
+            raise BadInput("invalid_body", f"v2 input {i}: tensor name must be a string")
 
 
 def _v2_rows(schema: Schema, inputs: list[dict], dq: Counter) -> list[list[Any]]:
@@ -284,3 +299,31 @@ def prediction_value(value: Any, class_index: int) -> Any:
     if isinstance(value, str) or value is None:
         return value
     raise BadInput("invalid_body", f"prediction must be a number or a label, got {type(value).__name__}")
+
+
+# --- feedback -----------------------------------------------------------------------------------
+
+
+def first_label_per_id(doc: Any) -> tuple[Any, int]:
+    """Feedback with each id once, and how many repeats were dropped.
+
+    A logged prediction takes one label (the first, as across requests: labelling consumes it), so a
+    repeated id in one body is a duplicate, not another match. Only well-formed repeats are dropped:
+    a malformed item still reaches validation and is refused.
+    """
+    items = doc.get("feedback") if isinstance(doc, dict) else doc
+    if not isinstance(items, list):
+        return doc, 0
+    seen: set[str] = set()
+    kept = []
+    for item in items:
+        if isinstance(item, dict) and item.get("id") is not None and "label" in item:
+            rid = str(item["id"])
+            if rid in seen:
+                continue
+            seen.add(rid)
+        kept.append(item)
+    dropped = len(items) - len(kept)
+    if not dropped:
+        return doc, 0
+    return ({**doc, "feedback": kept} if isinstance(doc, dict) else kept), dropped

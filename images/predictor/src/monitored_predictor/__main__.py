@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         print(f"monitored_predictor: cannot serve: {exc}", file=sys.stderr)
         return 1
-    http_hooks.install(model_server.app, model.metrics, model.name)
+    http_hooks.install(model_server.app, model.metrics, model.name, args.max_body_bytes)
     server = MonitoredModelServer(
         http_host=args.http_host,
         http_port=args.http_port,

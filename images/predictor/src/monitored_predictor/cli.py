@@ -8,6 +8,7 @@ import os
 from kserve import model_server
 from kserve.utils.utils import strtobool
 
+from .http_hooks import DEFAULT_MAX_BODY_BYTES
 from .model import ServingSettings
 
 DEFAULT_MODEL_DIR = "/mnt/models"
@@ -58,6 +59,13 @@ OWN_FLAGS = (
     ("--model_dir", "MODEL_DIR", DEFAULT_MODEL_DIR, str, "Directory holding model.joblib and schema.json."),
     ("--http_host", "HTTP_HOST", "0.0.0.0", str, "Address the HTTP server binds."),
     ("--max_batch_size", "MAX_BATCH_SIZE", "1000", _positive_int, "Most instances accepted in one request."),
+    (
+        "--max_body_bytes",
+        "MAX_BODY_BYTES",
+        str(DEFAULT_MAX_BODY_BYTES),
+        _positive_int,
+        "Largest request body in bytes; a larger one is refused with 413 before it is read in full.",
+    ),
     (
         "--allow_non_finite",
         "ALLOW_NON_FINITE",

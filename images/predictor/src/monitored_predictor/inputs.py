@@ -22,12 +22,15 @@ BAD_INPUT_REASONS = (
     "empty_batch",
     "batch_too_large",
     "wrong_feature_count",
+    "wrong_shape",
     "unknown_feature",
     "missing_feature",
     "non_numeric",
     "non_finite",
 )
-ERROR_REASONS = (*BAD_INPUT_REASONS, "model_error", "internal_error")
+# Refused by the HTTP layer before any decoding (http_hooks.py).
+HTTP_REASONS = ("body_too_large", "method_not_allowed")
+ERROR_REASONS = (*BAD_INPUT_REASONS, *HTTP_REASONS, "model_error", "internal_error")
 
 NUMERIC_V2_TYPES = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
@@ -107,6 +110,13 @@ class InputDecoder:
         inputs = request.inputs
         if not inputs:
             raise BadInput("invalid_request", "'inputs' must hold at least one tensor")
+        for tensor in inputs:
+            if len(tensor.shape) not in (1, 2):
+                raise BadInput(
+                    "wrong_shape",
+                    f"tensor {tensor.name!r} has shape {list(tensor.shape)}: send one [N, {self.n_features}] "
+                    "tensor or one [N] tensor per feature named by feature name",
+                )
         if len(inputs) == 1 and len(inputs[0].shape) == 2:
             return FeatureBatch(self._from_matrix_tensor(inputs[0]))
         return FeatureBatch(self._from_feature_tensors(inputs))
@@ -167,7 +177,7 @@ class InputDecoder:
             except ValueError:  # ragged nesting
                 values = None
             if values is None or values.dtype.kind not in "fiub":  # keep each value's own type for diagnosis
-                values = np.asarray(_flatten(tensor.data), dtype=object)
+                values = np.asarray(_flatten(tensor.name, tensor.data, len(tensor.shape)), dtype=object)
         if values.size != expected:
             raise BadInput(
                 "invalid_request",
@@ -256,7 +266,25 @@ class InputDecoder:
         return matrix
 
 
-def _flatten(data: Any) -> list:
-    if isinstance(data, list):
-        return [v for item in data for v in _flatten(item)] if data and isinstance(data[0], list) else data
-    return [data]
+def _flatten(name: str, data: Any, max_depth: int) -> list:
+    """Nested lists -> one flat list, without recursion: a hostile body may nest thousands deep.
+
+    OIP `data` is flat or nested as its shape, so nesting deeper than the shape's rank is refused.
+    """
+    if not isinstance(data, list):
+        return [data]
+    flat: list = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                if len(stack) == max_depth:
+                    raise BadInput(
+                        "wrong_shape", f"tensor {name!r}: data nested deeper than its {max_depth}-d shape"
+                    )
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat

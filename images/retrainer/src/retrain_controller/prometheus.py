@@ -6,6 +6,10 @@ Three instant queries, all evaluated at the same timestamp:
   coverage   count_over_time((<query>)[<sustainedFor>:<step>]) how many steps had data
 Drift is sustained when the minimum is over the threshold and enough steps had data
 (a series that appeared five minutes ago has no fifteen-minute history yet).
+
+Every query has a total deadline (the query timeout + 2 s), not only requests' per-read timeout: a
+server that trickles its answer a byte at a time would otherwise hold the pass for ever. An answer
+that is not an instant vector as the HTTP API documents it is a PrometheusError, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import math
 import os
 import re
+import threading
 from dataclasses import dataclass
 
 import requests
@@ -23,6 +28,8 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 from retrain_controller.config import ConfigError, Settings
+
+CLIENT_GRACE_SECONDS = 2  # the client waits this much longer than the server-side query timeout
 
 
 class PrometheusError(RuntimeError):
@@ -92,7 +99,7 @@ class DriftSource:
             retry=retry,
             session=session,
             # The server gets the query timeout; the client waits a little longer for its answer.
-            timeout=prom.timeout_seconds + 2,
+            timeout=prom.timeout_seconds + CLIENT_GRACE_SECONDS,
         )
 
     def close(self) -> None:
@@ -107,7 +114,7 @@ class DriftSource:
             self._client.headers["Authorization"] = f"Bearer {_read_token(prom.bearer_token_file)}"
         timed_out = f"timed out querying {prom.url} after {prom.timeout_seconds:g}s"
         try:
-            result = self._client.custom_query(promql, params=params)
+            result = self._query_within_deadline(promql, params, prom.timeout_seconds + CLIENT_GRACE_SECONDS)
         except requests.exceptions.Timeout as err:
             raise PrometheusError(timed_out) from err
         except requests.exceptions.SSLError as err:
@@ -120,13 +127,41 @@ class DriftSource:
             raise PrometheusError(f"request to {prom.url} failed: {_first_line(err)}") from err
         except PrometheusApiClientException as err:
             raise PrometheusError(f"Prometheus rejected the query {promql!r}: {_api_error(err)}") from err
-        except (ValueError, KeyError) as err:
+        except (ValueError, KeyError, TypeError) as err:  # the body is not {"data": {"result": ...}}
             raise PrometheusError(
                 f"{prom.url} did not answer like a Prometheus API: {_first_line(err)}"
             ) from err
-        if not isinstance(result, list) or not all(isinstance(r, dict) and "value" in r for r in result):
+        if not isinstance(result, list):
             raise PrometheusError(f"the query {promql!r} must return an instant vector (one value per model)")
+        for index, series in enumerate(result):
+            problem = _sample_problem(series)
+            if problem:  # a scalar, a range vector or a body no Prometheus sends
+                raise PrometheusError(
+                    f"{prom.url} answered {promql!r} with a malformed sample {index} ({problem}): "
+                    "the query must return an instant vector (one value per model)"
+                )
         return result
+
+    def _query_within_deadline(self, promql: str, params: dict, deadline: float) -> list:
+        """custom_query in a daemon thread, given up on at the deadline (requests can only bound each
+        read). `check` exits right after; in `watch` the abandoned read ends when the server stops."""
+        outcome: dict[str, object] = {}
+
+        def run() -> None:
+            try:
+                outcome["result"] = self._client.custom_query(promql, params=params)
+            except Exception as err:  # handed to the caller, which maps every kind to a one-line error
+                outcome["error"] = err
+
+        worker = threading.Thread(target=run, name="prometheus-query", daemon=True)
+        worker.start()
+        worker.join(deadline)
+        if worker.is_alive():
+            self._client._session.close()  # the stuck connection is never reused
+            raise requests.exceptions.Timeout(f"no complete answer within {deadline:g}s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     def observe(self, at: float) -> tuple[list[Observation], Queries]:
         """One Observation per (namespace, model) seen by any of the queries."""
@@ -170,6 +205,28 @@ class DriftSource:
             if key not in values or math.isnan(values[key]) or value > values[key]:
                 values[key] = value
         return values
+
+
+def _sample_problem(series: object) -> str | None:
+    """What is wrong with one instant-vector sample, or None: the API documents
+    `{"metric": {"<label>": "<value>", ...}, "value": [<unix time>, "<number>"]}`."""
+    if not isinstance(series, dict):
+        return f"not an object: {_short(series)}"
+    metric = series.get("metric", {})
+    if not isinstance(metric, dict):
+        return f"'metric' is not an object of labels: {_short(metric)}"
+    for name, value in metric.items():
+        if not isinstance(value, str):
+            return f"label {name!r} is not a string: {_short(value)}"
+    value = series.get("value")
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str | int | float)):
+        return f"'value' is not [<time>, \"<number>\"]: {_short(value)}"
+    return None
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value) if isinstance(value, dict | list | str | int | float | None) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _read_token(path: str) -> str:
