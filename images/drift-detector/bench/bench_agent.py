@@ -505,7 +505,7 @@ def main() -> int:
     parser.add_argument("--model_dir", default=str(REPO / "build/demo/model"))
     parser.add_argument("--reference", default=str(REPO / "build/demo/reference.parquet"))
     parser.add_argument("--holdout", default=str(REPO / "build/demo/holdout.parquet"))
-    parser.add_argument("--rates", default="100,200,300", help="open-loop request rates, comma-separated")
+    parser.add_argument("--rates", default="50,100,200", help="open-loop request rates, comma-separated")
     parser.add_argument("--closed", default="8,32", help="closed-loop connection counts, comma-separated")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one measurement")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every configuration once")

