@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import http.client
+import socket
 import uuid
 
 import orjson
@@ -44,6 +46,42 @@ def test_response_before_request_still_joins(server):
     assert server.window()["rows"] == before  # waiting for its request
     assert server.post_event(event_id, REQUEST, {"instances": [[0.0, 1.0, "green"]]}).status_code == 200
     assert server.window()["rows"] == before + 1
+
+
+def _exchange(sock: socket.socket, event_id: str, event_type: str, body: bytes) -> http.client.HTTPResponse:
+    """One KServe-style binary CloudEvent and its whole response on an already open connection."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in kserve_headers(event_id, event_type).items())
+    sock.sendall(
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+    )
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    response.body = response.read()
+    return response
+
+
+def test_delivered_events_get_an_empty_200_and_keep_the_connection(server):
+    """KServe's agent closes a 2xx body unread and Go then drops the connection, so a delivered event
+    is answered with no body at all; one keep-alive connection carries every event. A refusal still
+    names its problem in a JSON body."""
+    before = server.window()["rows"]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for i in range(5):
+            event_id = str(uuid.uuid4())
+            for event_type, doc in [
+                (REQUEST, {"instances": [[0.1 * i, 2.0, "red"]]}),
+                (RESPONSE, {"predictions": [0.5]}),
+            ]:
+                r = _exchange(sock, event_id, event_type, orjson.dumps(doc))
+                assert (r.status, r.body) == (200, b"")
+                assert r.getheader("Content-Length") == "0" and r.getheader("Content-Type") is None
+                assert not r.will_close
+        r = _exchange(sock, str(uuid.uuid4()), REQUEST, b"{not json")
+        assert r.status == 400 and r.getheader("Content-Type") == "application/json"
+        assert orjson.loads(r.body)["reason"] == "invalid_json"
+        r = _exchange(sock, str(uuid.uuid4()), REQUEST, b"")  # a logged GET: ignored, also empty
+        assert (r.status, r.body) == (200, b"")
+    assert server.window()["rows"] == before + 5
 
 
 def test_keyed_instances_count_missing_and_unexpected_columns(server):
@@ -273,9 +311,11 @@ def test_structured_batch_of_request_and_response(server):
         {**common, "type": RESPONSE, "datacontenttype": "application/json", "data": {"predictions": [0.6]}},
     ]
     headers = {"Content-Type": "application/cloudevents-batch+json"}
+    accepted = server.metric("drift_detector_events_total", type="request", outcome="accepted")
     r = server.client.post("/", content=orjson.dumps(batch), headers=headers)
-    assert r.status_code == 200 and r.json() == {"accepted": 2, "ignored": 0}
+    assert (r.status_code, r.content) == (200, b"")
     assert server.window()["rows"] == before + 1
+    assert server.metric("drift_detector_events_total", type="request", outcome="accepted") == accepted + 1
 
 
 def _outcomes(server: Server) -> dict[tuple[str, str], float]:
@@ -318,8 +358,7 @@ def test_logged_get_calls_are_ignored_not_rejected(server, response_body, respon
     response = (kserve_headers(event_id, RESPONSE, content_type=""), response_body)
     for headers, body in [response, request] if response_first else [request, response]:
         r = server.client.post("/", content=body, headers=headers)
-        assert r.status_code == 200, r.text
-        assert r.json()["ignored"] == 1 and r.json()["accepted"] == 0
+        assert (r.status_code, r.content) == (200, b""), r.text
     after = _outcomes(server)
     changed = {k: after[k] - outcomes.get(k, 0) for k in after if after[k] != outcomes.get(k, 0)}
     assert changed == {("request", "ignored"): 1, ("response", "ignored"): 1}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import make_reference
 from drift_detector import decode, performance
+from drift_detector import wal as wal_module
 from drift_detector.config import FLAGS, ConfigError, Settings, env_name, load_settings
 from drift_detector.schema import BadInput, build_schema
 from drift_detector.wal import WriteAheadLog
@@ -157,6 +158,39 @@ def test_group_commit_acknowledges_everything_in_order(tmp_path, policy):
     records = list(WriteAheadLog(tmp_path / "wal").replay())
     assert records == [["s", {"n": 401}], ["after", 1]]  # the snapshot replaced the 401 records
     assert len(list((tmp_path / "wal").glob("wal-*.log"))) == 1
+
+
+def test_always_acknowledges_only_after_an_fdatasync_that_covers_the_record(tmp_path, monkeypatch):
+    """The default policy: every commit resolves after an fdatasync that began once its record was
+    written, and concurrent commits share fsyncs (group commit) instead of one each."""
+    wal = WriteAheadLog(tmp_path / "wal", "always")
+    synced_up_to: list[int] = []  # the written end of the log when each fdatasync began
+    real_fdatasync = wal_module.os.fdatasync
+
+    def recording_fdatasync(fd):
+        written = wal._offset
+        real_fdatasync(fd)
+        synced_up_to.append(written)
+
+    monkeypatch.setattr(wal_module.os, "fdatasync", recording_fdatasync)
+
+    async def run():
+        list(wal.replay())
+        wal.start(asyncio.get_running_loop())
+
+        async def writer(k):
+            for i in range(50):
+                wal.append(["i", k, i])
+                end = wal.bytes_in_segment
+                await wal.commit()
+                assert synced_up_to and max(synced_up_to) >= end
+
+        await asyncio.gather(*(writer(k) for k in range(8)))
+        wal.close()
+
+    asyncio.run(run())
+    assert len(synced_up_to) <= 100  # 8 writers x 50 commits: about one fsync per round, not 400
+    assert [r[2] for r in WriteAheadLog(tmp_path / "wal").replay() if r[1] == 0] == list(range(50))
 
 
 def test_out_of_range_allows_the_configured_share_of_the_reference_range():

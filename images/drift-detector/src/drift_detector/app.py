@@ -18,6 +18,11 @@ JSON = [(b"content-type", b"application/json")]
 REPORT_CHUNK = 1 << 16
 MAX_LIMIT_DIGITS = 9  # ?limit= above any history size; int() of thousands of digits raises
 CE_HEADERS = (b"ce-specversion", b"ce-id", b"ce-type", b"ce-metadata", b"content-type")
+# A delivered logger event is answered 200 with no body at all. KServe's agent (cloudevents sdk-go)
+# closes a 2xx response body unread, and Go's HTTP client then drops the connection instead of
+# reusing it: any body would cost one new TCP connection per event. 200, not 202/204: the agent
+# logs any other status as an error.
+EMPTY_200 = (200, b"", None)
 
 
 class Response(Exception):
@@ -73,7 +78,9 @@ class App:
             )
         if not isinstance(body, bytes):
             body = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        headers = [(b"content-length", str(len(body)).encode())]
+        if content_type is not None:
+            headers.append((b"content-type", content_type))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
@@ -144,7 +151,8 @@ class App:
         except BadInput as exc:
             self._reject("cloudevent", exc)
         event_type = "request" if events[0].type == decode.REQUEST_TYPE else "response"
-        return await self._run(event_type, self.service.accept_events(events))
+        await self._run(event_type, self.service.accept_events(events))
+        return EMPTY_200
 
     async def _json(self, scope, receive, event_type: str) -> Any:
         body = await self._body(scope, receive, event_type)

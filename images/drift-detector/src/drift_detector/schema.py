@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,11 @@ class Schema:
         self.index = {n: i for i, n in enumerate(self.names)}
         # (low, high) for numeric columns: the hot path accepts an in-range float without more checks.
         self.bounds = [(c.low, c.high) if c.kind == NUMERIC else None for c in self.columns]
+        # All columns numeric: a row of in-range floats is checked by C loops (map), not per value.
+        all_numeric = all(b is not None for b in self.bounds)
+        self._lows = [c.low for c in self.columns] if all_numeric else None
+        self._highs = [c.high for c in self.columns] if all_numeric else None
+        self._float_types = {float}
         self.unexpected_seen: set[str] = set()
 
     @staticmethod
@@ -119,6 +125,15 @@ class Schema:
 
     def row(self, values: list, dq: Counter, parse_strings: bool = False) -> list[Any]:
         """A positional row; the common case (a float inside the reference range) costs one compare."""
+        lows = self._lows
+        if (
+            lows is not None
+            and len(values) == len(lows)
+            and set(map(type, values)) == self._float_types
+            and all(map(operator.le, lows, values))
+            and all(map(operator.le, values, self._highs))
+        ):
+            return list(values)  # NaN fails the comparisons and takes the loop below
         out = []
         for j, (v, bounds) in enumerate(zip(values, self.bounds, strict=True)):
             if bounds is not None and type(v) is float and bounds[0] <= v <= bounds[1]:
