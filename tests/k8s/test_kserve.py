@@ -309,6 +309,34 @@ def test_uninstall_goes_through_kserve_and_the_garbage_collector(cluster, admin,
     assert settle_empty(kserve_made) == []
 
 
+def hpa_targets(admin, namespace: str, name: str) -> list[tuple[str, int]]:
+    """(resource, target utilization) of each metric of an HPA; empty while there is no HPA."""
+    found = client.AutoscalingV2Api(admin).list_namespaced_horizontal_pod_autoscaler(
+        namespace, field_selector=f"metadata.name={name}"
+    )
+    return [
+        (m.resource.name, m.resource.target.average_utilization) for h in found.items for m in h.spec.metrics
+    ]
+
+
+def test_kserve_accepts_rps_in_standard_mode_and_scales_on_cpu_instead(cluster, admin, kserve, namespace):
+    """Why the chart refuses concurrency/rps in Standard mode even where KServe's webhook lets them
+    through (no autoscaler class annotation): the HPA KServe makes then ignores them."""
+    release, scale_target = "rps", ["--set-json", "predictor.scaleTarget=50"]
+    helm(cluster, "install", release, *install_args(STORAGE_URI), *scale_target, "-n", namespace)
+    hpa = f"{release}-predictor"
+    assert wait_for("KServe's HPA", lambda: hpa_targets(admin, namespace, hpa)) == [("cpu", 50)]
+
+    isvc = cluster.dynamic_admin().resources.get(
+        api_version="serving.kserve.io/v1beta1", kind="InferenceService"
+    )
+    patch = {"spec": {"predictor": {"scaleMetric": "rps", "scaleTarget": 5}}}
+    isvc.patch(name=release, namespace=namespace, body=patch, content_type="application/merge-patch+json")
+    wait_for("KServe to update its HPA", lambda: hpa_targets(admin, namespace, hpa) != [("cpu", 50)])
+    assert hpa_targets(admin, namespace, hpa) == [("cpu", 80)]  # Kubernetes' default, not rps 5
+    helm(cluster, "uninstall", release, "-n", namespace)
+
+
 # --- settings KServe refuses, and the chart refuses first ------------------------------------
 
 
