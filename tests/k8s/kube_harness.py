@@ -363,6 +363,8 @@ def start_controller_manager(cluster: Cluster) -> Process:
 
 
 # --- API helpers ----------------------------------------------------------------------------
+
+
 def wait_for(what: str, probe, timeout: float = 60, interval: float = 0.2):
     """Polls probe() until it returns something truthy, and returns that; TimeoutError otherwise."""
     deadline = time.monotonic() + timeout
