@@ -1,12 +1,14 @@
-"""A real Kubernetes control plane on loopback for the tests: Debian's etcd plus kube-apiserver.
+"""A real Kubernetes control plane on loopback for the tests: Debian's etcd, kube-apiserver (Pod
+Security admission on) and kube-controller-manager running the controllers the chart's objects need.
 
-No kubelet and no controller-manager run: objects are stored, validated, admitted and authorized
-for real, but nothing reconciles them (Jobs never start pods, namespaces never finish deleting,
-ServiceAccount token Secrets are never created: tokens come from the TokenRequest API).
+Objects are stored, validated, admitted, authorized and reconciled for real by the controllers listed
+in CONTROLLERS (Deployments make ReplicaSets, ReplicaSets make Pods, namespaces get their "default"
+ServiceAccount and finish deleting, the garbage collector follows owner references). No kubelet and
+no scheduler run: Pods stay Pending, Jobs and CronJobs never start (their controllers are off).
 
-kube-apiserver is built from the k8s.io/kubernetes Go module by ci/build-kube-apiserver.sh; the
-certificates are made with the openssl CLI: one test CA signs the serving certificate and the
-admin client certificate (O=system:masters).
+kube-apiserver and kube-controller-manager are built from one k8s.io/kubernetes Go module by
+ci/build-kube-apiserver.sh; the certificates are made with the openssl CLI: one test CA signs the
+serving certificates and the admin client certificate (O=system:masters).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +33,16 @@ from kubernetes.dynamic import DynamicClient
 
 REPO = Path(__file__).resolve().parents[2]
 KUBE_APISERVER = REPO / ".tools" / "bin" / "kube-apiserver"
+KUBE_CONTROLLER_MANAGER = REPO / ".tools" / "bin" / "kube-controller-manager"
 BUILD_SCRIPT = REPO / "ci" / "build-kube-apiserver.sh"
 ETCD = Path(os.environ.get("ETCD", "/usr/bin/etcd"))
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 STARTUP_TIMEOUT_SECONDS = 180
+# Namespace labels of the Pod Security admission plugin: reject any Pod below the restricted level.
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
 
 
 def free_port() -> int:
@@ -43,10 +52,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def ensure_kube_apiserver() -> Path:
-    """Builds kube-apiserver when missing or stale (a no-op once built from the current pins)."""
+# What the chart's objects need reconciled; nothing else runs (no Job, CronJob or HPA controller:
+# their objects are only stored). PVC protection lets `helm uninstall` delete claims for real.
+CONTROLLERS = (
+    "deployment-controller",
+    "replicaset-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "garbage-collector-controller",
+    "persistentvolumeclaim-protection-controller",
+)
+
+
+def ensure_kube_binaries() -> None:
+    """Builds kube-apiserver and kube-controller-manager when missing or stale (a no-op once built
+    from the current pins)."""
     subprocess.run([str(BUILD_SCRIPT)], check=True)
-    return KUBE_APISERVER
 
 
 # --- certificates ---------------------------------------------------------------------------
@@ -83,6 +105,16 @@ def _certificate(directory: Path, name: str, subject: str, extensions: str, ca: 
     _openssl("x509", "-req", "-in", str(csr), *signer, "-set_serial", serial, "-days", "2",
              "-extfile", str(ext), "-out", str(cert))  # fmt: skip
     return cert, key
+
+
+def serving_certificate(pki: Pki, name: str) -> tuple[Path, Path]:
+    """A server certificate for 127.0.0.1 signed by the test CA (for webhook servers on loopback)."""
+    return _certificate(
+        pki.ca_cert.parent, name, f"/CN={name}",
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1\n",
+        (pki.ca_cert, pki.ca_key),
+    )  # fmt: skip
 
 
 def make_pki(directory: Path) -> Pki:
@@ -134,12 +166,12 @@ def _die_with_parent() -> None:
 class Process:
     """A child process whose output goes to a log file, stopped gracefully then killed."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path):
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None):
         self.name = name
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.popen = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             preexec_fn=_die_with_parent,
         )  # fmt: skip
 
@@ -204,6 +236,7 @@ class Cluster:
     admin_kubeconfig: Path
     apiserver: Process
     directory: Path
+    pki: Pki
 
     def admin_client(self) -> client.ApiClient:
         return config.new_client_from_config(config_file=str(self.admin_kubeconfig))
@@ -241,18 +274,20 @@ def write_kubeconfig(path: Path, server: str, ca_file: Path, user: dict, namespa
 
 def start_cluster(directory: Path) -> tuple[Cluster, Process]:
     """Starts etcd and kube-apiserver in directory; returns the cluster and the etcd process."""
-    binary = ensure_kube_apiserver()
+    ensure_kube_binaries()
     pki = make_pki(directory / "pki")
     etcd, etcd_url = start_etcd(directory)
     port = free_port()
     argv = [
-        str(binary),
+        str(KUBE_APISERVER),
         "--etcd-servers", etcd_url,
         "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", str(port),
         "--tls-cert-file", str(pki.serving_cert), "--tls-private-key-file", str(pki.serving_key),
         "--client-ca-file", str(pki.ca_cert),
         # Node authorization is only for kubelets, none run here: RBAC alone decides every request.
         "--authorization-mode", "RBAC",
+        # On by default since v1.25; named so the restricted-namespace tests never depend on a default.
+        "--enable-admission-plugins", "PodSecurity",
         "--service-account-issuer", SERVICE_ACCOUNT_ISSUER,
         "--service-account-key-file", str(pki.service_account_pub),
         "--service-account-signing-key-file", str(pki.service_account_key),
@@ -286,10 +321,82 @@ def start_cluster(directory: Path) -> tuple[Cluster, Process]:
         apiserver.stop()
         etcd.stop()
         raise
-    return Cluster(server, pki.ca_cert, kubeconfig, apiserver, directory), etcd
+    return Cluster(server, pki.ca_cert, kubeconfig, apiserver, directory, pki), etcd
+
+
+def start_controller_manager(cluster: Cluster) -> Process:
+    """kube-controller-manager on loopback with the admin kubeconfig, running CONTROLLERS only.
+
+    Ready once the ServiceAccount controller has given the "default" namespace its "default"
+    ServiceAccount: proof that the controllers run, not only that the process answers /healthz."""
+    pki, directory = cluster.pki, cluster.directory
+    kubeconfig = str(cluster.admin_kubeconfig)
+    argv = [
+        str(KUBE_CONTROLLER_MANAGER),
+        "--kubeconfig", kubeconfig,
+        "--authentication-kubeconfig", kubeconfig, "--authorization-kubeconfig", kubeconfig,
+        "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
+        "--tls-cert-file", str(pki.serving_cert), "--tls-private-key-file", str(pki.serving_key),
+        "--controllers", ",".join(CONTROLLERS),
+        # Signs the legacy token Secrets (serviceaccount-token-controller) with kube-apiserver's key.
+        "--service-account-private-key-file", str(pki.service_account_key),
+        "--root-ca-file", str(pki.ca_cert),
+        "--leader-elect=false", "--profiling=false", "--v", "1",
+    ]  # fmt: skip
+    manager = Process("kube-controller-manager", argv, directory / "kube-controller-manager.log")
+    core = client.CoreV1Api(cluster.admin_client())
+
+    def default_service_account_exists() -> bool:
+        try:
+            return bool(
+                core.list_namespaced_service_account("default", field_selector="metadata.name=default").items
+            )
+        except client.ApiException:
+            return False
+
+    try:
+        wait_until("the default ServiceAccount", manager, default_service_account_exists, timeout=60)
+    except BaseException:
+        manager.stop()
+        raise
+    return manager
 
 
 # --- API helpers ----------------------------------------------------------------------------
+
+
+def wait_for(what: str, probe, timeout: float = 60, interval: float = 0.2):
+    """Polls probe() until it returns something truthy, and returns that; TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def settle_empty(probe, timeout: float = 60, interval: float = 0.2) -> list:
+    """Polls probe() until it returns an empty list or the time is up; returns its last answer, so
+    `assert settle_empty(...) == []` names what is left."""
+    deadline = time.monotonic() + timeout
+    while (found := probe()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return found
+
+
+def create_namespace(api: client.ApiClient, prefix: str, labels: dict[str, str] | None = None) -> str:
+    """A fresh namespace, returned once the ServiceAccount controller has made its "default"
+    ServiceAccount (Pod admission needs it)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+    wait_for(
+        f"the default ServiceAccount of {name}",
+        lambda: core.list_namespaced_service_account(name, field_selector="metadata.name=default").items,
+    )
+    return name
 
 
 def request_token(api: client.ApiClient, namespace: str, service_account: str, seconds: int = 3600) -> str:
@@ -326,7 +433,6 @@ def strict_dry_run_create(dynamic: DynamicClient, manifest: dict, namespace: str
 
 # --- upstream CRDs --------------------------------------------------------------------------
 
-KSERVE_CRDS = ("serving.kserve.io_inferenceservices.yaml", "serving.kserve.io_servingruntimes.yaml")
 PROMETHEUS_OPERATOR_CRDS = tuple(
     f"monitoring.coreos.com_{plural}.yaml" for plural in ("servicemonitors", "podmonitors", "prometheusrules")
 )
@@ -349,13 +455,28 @@ def _module_dir(module: str, version: str) -> Path:
     return Path(json.loads(out.stdout)["Dir"])
 
 
+def kserve_module_dir() -> Path:
+    """The kserve Go module at the pinned version: CRDs, webhook manifests, default ConfigMap."""
+    return _module_dir("github.com/kserve/kserve", pinned_module_version("KSERVE_MODULE_VERSION"))
+
+
+def kustomization_files(directory: Path) -> list[Path]:
+    """The YAML files a kustomization lists, following nested kustomization directories."""
+    listed = yaml.safe_load((directory / "kustomization.yaml").read_text())["resources"]
+    files = []
+    for entry in listed:
+        path = (directory / entry).resolve()
+        files += kustomization_files(path) if path.is_dir() else [path]
+    return files
+
+
 def upstream_crd_files() -> list[Path]:
-    kserve = _module_dir("github.com/kserve/kserve", pinned_module_version("KSERVE_MODULE_VERSION"))
+    """Every CRD of KServe's own install (config/crd/full) plus the prometheus-operator ones."""
     operator = _module_dir(
         "github.com/prometheus-operator/prometheus-operator",
         pinned_module_version("PROMETHEUS_OPERATOR_VERSION"),
     )
-    return [kserve / "config/crd/full" / name for name in KSERVE_CRDS] + [
+    return kustomization_files(kserve_module_dir() / "config" / "crd" / "full") + [
         operator / "example/prometheus-operator-crd" / name for name in PROMETHEUS_OPERATOR_CRDS
     ]
 

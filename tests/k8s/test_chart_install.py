@@ -1,5 +1,6 @@
-"""`helm install`, `helm upgrade` and `helm uninstall` of the chart against the real API server, for
-every chart-testing scenario (charts/kserve-model-monitoring/ci/*-values.yaml).
+"""`helm install`, `helm upgrade` and `helm uninstall` of the chart against the real control plane, for
+every chart-testing scenario (charts/kserve-model-monitoring/ci/*-values.yaml), in a namespace that
+enforces Pod Security `restricted`, with KServe's webhooks admitting the InferenceService.
 
 helm 3 leaves field validation to the server, whose default only *warns* about unknown fields, so
 every rendered object is first created with dryRun=All and fieldValidation=Strict, and any warning
@@ -10,29 +11,17 @@ prometheus-operator CRDs only), see tests/chartlib.py.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import yaml
-from chartlib import helm_env, prepared_chart, render_chart, scenario_files
-from kube_harness import REPO, strict_dry_run_create
+from chartlib import prepared_chart, render_chart, scenario_files
+from helm_cli import helm
+from kube_harness import settle_empty, strict_dry_run_create, wait_for
 from kubernetes import client
 from kubernetes.dynamic.exceptions import NotFoundError
 
-HELM = str(REPO / ".tools" / "bin" / "helm")
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 UPGRADE_LABEL = "kmm-test/upgraded"
-
-
-def helm(cluster, *args: str) -> subprocess.CompletedProcess:
-    """Runs helm against the test cluster; fails with helm's output, and on any server warning."""
-    cmd = [HELM, "--kubeconfig", str(cluster.admin_kubeconfig), *args]
-    done = subprocess.run(cmd, env=helm_env(), capture_output=True, text=True, check=False, timeout=300)
-    assert done.returncode == 0, f"{' '.join(args[:2])} failed:\n{done.stderr}"
-    # client-go prints the API server's Warning headers (e.g. unknown fields) to stderr.
-    warnings = [line for line in done.stderr.splitlines() if "warnings.go" in line or "Warning:" in line]
-    assert not warnings, "the API server warned:\n" + "\n".join(warnings)
-    return done
 
 
 def is_hook(doc: dict) -> bool:
@@ -63,20 +52,15 @@ def live(dynamic, doc: dict) -> dict | None:
 
 
 def leftovers(dynamic, kinds: set[tuple[str, str]], namespaces: set[str], release: str) -> list[str]:
-    """Objects of the chart's kinds still carrying the release's instance label. An object that only
-    waits for a Kubernetes-owned finalizer (kubernetes.io/pvc-protection) is deleted: removing that
-    finalizer is kube-controller-manager's job, which this control plane does not run."""
+    """Objects of the chart's kinds, and Pods, still carrying the release's instance label (Pods of the
+    chart's Deployments go with them through the garbage collector; claims once the PVC protection
+    controller sees no Pod using them)."""
     found = []
-    for api_version, kind in sorted(kinds):
+    for api_version, kind in sorted(kinds | {("v1", "Pod")}):
         resource = dynamic.resources.get(api_version=api_version, kind=kind)
         for namespace in sorted(namespaces):
             items = resource.get(namespace=namespace, label_selector=f"{INSTANCE_LABEL}={release}").items
-            for item in items:
-                meta = item.metadata
-                finalizers = meta.finalizers or []
-                if meta.deletionTimestamp and all(f.startswith("kubernetes.io/") for f in finalizers):
-                    continue
-                found.append(f"{kind} {namespace}/{meta.name}")
+            found += [f"{kind} {namespace}/{item.metadata.name}" for item in items]
     return found
 
 
@@ -91,13 +75,18 @@ def identity(doc: dict) -> tuple[str, str, str]:
     return doc["kind"], doc["metadata"]["namespace"], doc["metadata"]["name"]
 
 
-def gone(stored: dict | None) -> bool:
-    """Deleted, or only waiting for a Kubernetes-owned finalizer (see leftovers)."""
-    if stored is None:
-        return True
-    meta = stored["metadata"]
-    finalizers = meta.get("finalizers") or []
-    return bool(meta.get("deletionTimestamp")) and all(f.startswith("kubernetes.io/") for f in finalizers)
+def wait_gone(dynamic, doc: dict, when: str) -> None:
+    wait_for(f"{identity(doc)} to be deleted {when}", lambda: live(dynamic, doc) is None, timeout=60)
+
+
+def pods_of(admin, deployment: dict) -> list[client.V1Pod]:
+    """Pods the ReplicaSet controller made for a Deployment (matched by its selector)."""
+    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    return (
+        client.CoreV1Api(admin)
+        .list_namespaced_pod(deployment["metadata"]["namespace"], label_selector=selector)
+        .items
+    )
 
 
 def upgrade_values(scenario) -> dict:
@@ -143,6 +132,10 @@ def test_scenario_installs_upgrades_and_uninstalls(cluster, admin, crds, namespa
     for doc in docs:
         if is_hook(doc):
             strict_dry_run_create(dynamic, doc)
+    # The chart's Deployments get Pods from the controllers, admitted under Pod Security `restricted`.
+    for doc in objects:
+        if doc["kind"] == "Deployment":
+            wait_for(f"Pods of {identity(doc)}", lambda doc=doc: pods_of(admin, doc), timeout=60)
 
     # 3. helm upgrade with changed values: every object updated, the ones no longer rendered gone.
     set_json = [arg for key, value in changes.items() for arg in ("--set-json", f"{key}={json.dumps(value)}")]
@@ -157,13 +150,13 @@ def test_scenario_installs_upgrades_and_uninstalls(cluster, admin, crds, namespa
     assert before != after, "the upgrade was meant to add or remove objects"
     for doc in objects:
         if identity(doc) not in after:
-            assert gone(live(dynamic, doc)), f"{identity(doc)} still there after the upgrade dropped it"
+            wait_gone(dynamic, doc, "after the upgrade dropped it")
 
     # 4. helm uninstall leaves nothing of ours, in any namespace the chart wrote to.
     helm(cluster, "uninstall", release, "-n", namespace)
     every = docs + upgraded_docs
     kinds = {(d["apiVersion"], d["kind"]) for d in every}
     namespaces = {d["metadata"]["namespace"] for d in every}
-    assert leftovers(dynamic, kinds, namespaces, release) == []
+    assert settle_empty(lambda: leftovers(dynamic, kinds, namespaces, release)) == []
     for doc in objects + upgraded:
-        assert gone(live(dynamic, doc)), f"{identity(doc)} left behind"
+        assert live(dynamic, doc) is None, f"{identity(doc)} left behind"

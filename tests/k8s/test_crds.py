@@ -7,6 +7,10 @@ from kubernetes.client import ApiException
 EXPECTED_CRDS = {
     "inferenceservices.serving.kserve.io",
     "servingruntimes.serving.kserve.io",
+    "clusterservingruntimes.serving.kserve.io",
+    "inferencegraphs.serving.kserve.io",
+    "trainedmodels.serving.kserve.io",
+    "clusterstoragecontainers.serving.kserve.io",
     "servicemonitors.monitoring.coreos.com",
     "podmonitors.monitoring.coreos.com",
     "prometheusrules.monitoring.coreos.com",
