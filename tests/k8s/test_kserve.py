@@ -210,13 +210,18 @@ def test_storage_initializer_needs_kserves_security_context_under_restricted(
     containers = dynamic.resources.get(
         api_version="serving.kserve.io/v1alpha1", kind="ClusterStorageContainer"
     )
+    # KServe's Helm chart's default passes restricted.
+    strict_dry_run_create(dynamic, predictor_pod_manifest(admin, installed, {}))
+    # The bare container serves only its own URI prefix: KServe's webhook lists containers from an
+    # informer cache in no fixed order, so one that also served s3:// could be picked for other Pods.
     bare = storage_container(kserve.module_dir, name="without-security-context")
+    bare["spec"]["supportedUriFormats"] = [{"prefix": "kmm-bare://"}]
     containers.create(body=bare)
     try:
-        strict_dry_run_create(
-            dynamic, predictor_pod_manifest(admin, installed, {})
-        )  # KServe's Helm chart's default
-        chosen = {f"{INTERNAL}/storage-container-name": "without-security-context"}
+        chosen = {
+            f"{INTERNAL}/storage-container-name": "without-security-context",
+            f"{INTERNAL}/storage-initializer-sourceuri": "kmm-bare://models/breast-cancer",
+        }
         with pytest.raises(ApiException) as refused:
             strict_dry_run_create(dynamic, predictor_pod_manifest(admin, installed, chosen))
     finally:
