@@ -20,6 +20,7 @@ from drift_detector.metrics import Metrics
 from drift_detector.schema import Schema
 from drift_detector.state import Window
 from drift_detector.stats import DriftInputError, ReferenceProfile
+from drift_detector.stats.multivariate import ReconstructionModel
 
 LOG = logging.getLogger(__name__)
 
@@ -36,7 +37,32 @@ class Engine:
     task: str
     reference: pd.DataFrame  # kept to profile a subset of columns when a window lacks some entirely
     drift_share: float
+    multivariate: ReconstructionModel | None = None  # fitted by fit_multivariate, when enabled
     _partial: dict = field(default_factory=dict)
+
+    def fit_multivariate(self, settings) -> None:
+        """Fit the reconstruction model once, on the feature columns; a reference it cannot be fitted
+        on (fewer than two windows of rows, every feature constant) leaves it off, with the reason logged."""
+        if not settings.multivariate_enabled or self.multivariate is not None:
+            return
+        kinds = {name: spec.kind for name, spec in self.schema.specs.items()}
+        try:
+            self.multivariate = ReconstructionModel.fit(
+                self.reference,
+                kinds,
+                settings.window_size,
+                explained_variance=settings.multivariate_explained_variance,
+                std_multiplier=settings.multivariate_std_multiplier,
+            )
+        except DriftInputError as exc:
+            LOG.warning("multivariate drift is off: %s", exc)
+            return
+        m = self.multivariate
+        LOG.info(
+            "multivariate drift: %d of %d components, thresholds %.4f..%.4f from %d reference chunks",
+            m.n_components, len(m.columns), m.lower_threshold, m.upper_threshold,
+            len(m.reference_chunk_values),
+        )  # fmt: skip
 
     def feature_profile(self, skip: tuple[str, ...]) -> Any:
         """The feature profile without the columns a window has no value for (built once per set)."""
@@ -126,6 +152,7 @@ class Checker:
 
     # --- worker ---------------------------------------------------------------------------------
     def _run(self) -> None:
+        self.engine.fit_multivariate(self.settings)  # off the event loop, before the first check
         while True:
             with self._cond:
                 while not self._jobs and not self._stopping:
@@ -172,6 +199,7 @@ class Checker:
             },
             **_drift_dict(drift),
             "unchecked_columns": list(skip),
+            "multivariate": self._multivariate(frame),
             "prediction_drift": self._prediction_drift(window),
             "performance": self._performance(job.labelled),
         }
@@ -190,6 +218,10 @@ class Checker:
         self.metrics.record_check(result, duration, now)
         self._remember(result)
         self.on_checked(window.seq)
+
+    def _multivariate(self, frame: pd.DataFrame) -> dict | None:
+        model = self.engine.multivariate
+        return None if model is None else model.check(frame).to_dict()
 
     def _prediction_drift(self, window: Window) -> dict | None:
         eng = self.engine
@@ -214,7 +246,8 @@ class Checker:
         """On drift and every Nth window, but not more often than reports_min_interval_seconds:
         under heavy traffic windows close every second and Evidently takes seconds per report."""
         every = self.settings.report_every_n_windows
-        wanted = bool(result["dataset_drift"]) or (every > 0 and seq % every == 0)
+        multivariate = bool((result.get("multivariate") or {}).get("drift_detected"))
+        wanted = bool(result["dataset_drift"]) or multivariate or (every > 0 and seq % every == 0)
         now = time.monotonic()
         if not wanted or now - self._last_report < self.settings.reports_min_interval_seconds:
             return False

@@ -55,6 +55,30 @@ class Metrics:
             M,
             registry=r,
         )
+        self.multivariate_error = Gauge(
+            "model_multivariate_drift_reconstruction_error",
+            "Mean PCA reconstruction error of the last window's rows (standardised feature space).",
+            M,
+            registry=r,
+        )
+        self.multivariate_lower = Gauge(
+            "model_multivariate_drift_lower_threshold",
+            "Lower bound of the reconstruction error band, from reference chunks (0: no lower bound).",
+            M,
+            registry=r,
+        )
+        self.multivariate_upper = Gauge(
+            "model_multivariate_drift_upper_threshold",
+            "Upper bound of the reconstruction error band, from reference chunks.",
+            M,
+            registry=r,
+        )
+        self.multivariate_detected = Gauge(
+            "model_multivariate_drift_detected",
+            "1 when the last window's reconstruction error left the reference band.",
+            M,
+            registry=r,
+        )
         self.performance = Gauge(
             "model_performance",
             "Model quality on labelled predictions (feedback).",
@@ -125,10 +149,20 @@ class Metrics:
             if prediction is not None:
                 self.prediction_score.labels(m).set(_number(prediction["score"]))
                 self.prediction_detected.labels(m).set(1 if prediction["drifted"] else 0)
+            self._record_multivariate(result.get("multivariate"))
             self.record_performance(result.get("performance") or {})
             self.checks.labels(m).inc()
             self.check_duration.labels(m).observe(duration)
             self.last_check.labels(m).set(timestamp)
+
+    def _record_multivariate(self, multivariate: dict | None) -> None:
+        if multivariate is None:  # switched off or not fitted: no series at all
+            return
+        m = self.model_name
+        self.multivariate_error.labels(m).set(multivariate["value"])
+        self.multivariate_lower.labels(m).set(multivariate["lower_threshold"])
+        self.multivariate_upper.labels(m).set(multivariate["upper_threshold"])
+        self.multivariate_detected.labels(m).set(1 if multivariate["drift_detected"] else 0)
 
     def record_performance(self, performance: dict) -> None:
         for metric, value in performance.items():
