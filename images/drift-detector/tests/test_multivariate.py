@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from conftest import DEMO_REFERENCE, make_reference
 from drift_detector.config import ConfigError, load_settings
+from drift_detector.report_worker import with_multivariate_section
 from drift_detector.stats import DriftInputError
 from drift_detector.stats.multivariate import ReconstructionModel
 
@@ -127,6 +128,23 @@ def test_window_missing_a_column_is_refused_by_name():
         model.check(correlated(10, seed=1)[["a", "b"]])
 
 
+def test_report_section_goes_first_in_the_body():
+    result = {
+        "value": 5.01374,
+        "lower_threshold": 2.19862,
+        "upper_threshold": 2.88251,
+        "drift_detected": True,
+    }
+    page = with_multivariate_section(
+        "<html><head></head><body class='x'><div>evidently</div></body></html>", result
+    )
+    assert page.index('<section id="multivariate-drift"') == page.index("<body class='x'>") + len(
+        "<body class='x'>"
+    )
+    assert "<b>Drift detected</b>: mean reconstruction error 5.0137, reference band 2.1986 .. 2.8825" in page
+    assert page.endswith("<div>evidently</div></body></html>")
+
+
 # --- settings -------------------------------------------------------------------------------------
 def settings_with(tmp_path, **config):
     import yaml
@@ -186,9 +204,8 @@ def test_service_reports_broken_correlation_that_univariate_drift_misses(make_se
     features = [c for c in reference.columns if c not in ("prediction", "target")]
     holdout = pd.read_parquet(DEMO_REFERENCE.with_name("holdout.parquet"))[features].iloc[:WINDOW]
     model = ReconstructionModel.fit(reference, dict.fromkeys(features, "numeric"), WINDOW)
-    server = make_server(
-        {"reports_enabled": False}, reference=DEMO_REFERENCE, window_size=WINDOW, min_samples=WINDOW
-    ).start()
+    config = {"report_every_n_windows": 0, "reports_min_interval_seconds": 0}
+    server = make_server(config, reference=DEMO_REFERENCE, window_size=WINDOW, min_samples=WINDOW).start()
 
     send(server, holdout)
     clean = server.wait_for(lambda: checked(server, 1), what="check of the clean window")
@@ -201,6 +218,7 @@ def test_service_reports_broken_correlation_that_univariate_drift_misses(make_se
         "drift_detected": False,
     }
     assert server.metric("model_multivariate_drift_detected") == 0
+    assert "report" not in clean
     assert server.metric("model_multivariate_drift_reconstruction_error") == pytest.approx(
         want.value, rel=1e-12
     )
@@ -215,6 +233,12 @@ def test_service_reports_broken_correlation_that_univariate_drift_misses(make_se
     assert server.metric("model_multivariate_drift_lower_threshold") == pytest.approx(model.lower_threshold)
     history = server.client.get("/api/v1/drift/history?limit=2").json()["results"]
     assert [h["multivariate"]["drift_detected"] for h in history] == [True, False]
+    # Multivariate drift alone queues a report, and the report shows it above Evidently's widgets.
+    name = broken["report"]
+    server.wait_for(lambda: name in server.client.get("/reports/").text, timeout=180, what="the report")
+    page = server.client.get(f"/reports/{name}").text
+    assert f"mean reconstruction error {broken['multivariate']['value']:.4f}" in page
+    assert "Drift detected" in page and "Drifted Columns" in page
 
 
 def test_service_switched_off_or_unfittable_gives_null_and_no_series(make_server):
