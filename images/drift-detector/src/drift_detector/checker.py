@@ -21,6 +21,7 @@ from drift_detector.schema import Schema
 from drift_detector.state import Window
 from drift_detector.stats import DriftInputError, ReferenceProfile
 from drift_detector.stats.multivariate import ReconstructionModel
+from drift_detector.stats.segments import SegmentProfiles
 
 LOG = logging.getLogger(__name__)
 
@@ -38,7 +39,26 @@ class Engine:
     reference: pd.DataFrame  # kept to profile a subset of columns when a window lacks some entirely
     drift_share: float
     multivariate: ReconstructionModel | None = None  # fitted by fit_multivariate, when enabled
+    segments: SegmentProfiles | None = None  # built by build_segments, when segment columns are set
     _partial: dict = field(default_factory=dict)
+
+    def build_segments(self, settings) -> None:
+        """Profiles per segment, once; a misconfigured segment column leaves segments off, logged."""
+        if not settings.segment_columns or self.segments is not None:
+            return
+        try:
+            self.segments = SegmentProfiles.build(
+                self.reference,
+                self.schema.specs,
+                settings.segment_columns,
+                top_values=settings.segment_top_values,
+                min_rows=settings.segment_min_samples,
+                drift_share=self.drift_share,
+            )
+        except DriftInputError as exc:
+            LOG.warning("segment drift is off: %s", exc)
+            return
+        LOG.info("segment drift: %d segments", len(self.segments.labels))
 
     def fit_multivariate(self, settings) -> None:
         """Fit the reconstruction model once, on the feature columns; a reference it cannot be fitted
@@ -152,7 +172,9 @@ class Checker:
 
     # --- worker ---------------------------------------------------------------------------------
     def _run(self) -> None:
-        self.engine.fit_multivariate(self.settings)  # off the event loop, before the first check
+        # Off the event loop, before the first check.
+        self.engine.fit_multivariate(self.settings)
+        self.engine.build_segments(self.settings)
         while True:
             with self._cond:
                 while not self._jobs and not self._stopping:
@@ -200,6 +222,9 @@ class Checker:
             **_drift_dict(drift),
             "unchecked_columns": list(skip),
             "multivariate": self._multivariate(frame),
+            "segments": []
+            if self.engine.segments is None
+            else [s.to_dict() for s in self.engine.segments.check(frame)],
             "prediction_drift": self._prediction_drift(window),
             "performance": self._performance(job.labelled),
         }

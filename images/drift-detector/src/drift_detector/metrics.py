@@ -79,6 +79,18 @@ class Metrics:
             M,
             registry=r,
         )
+        self.segment_share = Gauge(
+            "model_segment_drift_share",
+            "Share of drifted features inside one segment in the last window (NaN: too few rows to check).",
+            [*M, "segment_column", "segment_value"],
+            registry=r,
+        )
+        self.segment_detected = Gauge(
+            "model_segment_drift_detected",
+            "1 when the segment showed dataset drift in the last window (NaN: not checked).",
+            [*M, "segment_column", "segment_value"],
+            registry=r,
+        )
         self.performance = Gauge(
             "model_performance",
             "Model quality on labelled predictions (feedback).",
@@ -150,6 +162,7 @@ class Metrics:
                 self.prediction_score.labels(m).set(_number(prediction["score"]))
                 self.prediction_detected.labels(m).set(1 if prediction["drifted"] else 0)
             self._record_multivariate(result.get("multivariate"))
+            self._record_segments(result.get("segments") or [])
             self.record_performance(result.get("performance") or {})
             self.checks.labels(m).inc()
             self.check_duration.labels(m).observe(duration)
@@ -163,6 +176,15 @@ class Metrics:
         self.multivariate_lower.labels(m).set(multivariate["lower_threshold"])
         self.multivariate_upper.labels(m).set(multivariate["upper_threshold"])
         self.multivariate_detected.labels(m).set(1 if multivariate["drift_detected"] else 0)
+
+    def _record_segments(self, segments: list[dict]) -> None:
+        # Labels come from the configuration (top values + _other_), never from traffic: bounded.
+        m = self.model_name
+        for seg in segments:
+            labels = (m, seg["column"], seg["value"])
+            detected = seg["dataset_drift"]
+            self.segment_share.labels(*labels).set(_number(seg["drift_share"]))
+            self.segment_detected.labels(*labels).set(float("nan") if detected is None else int(detected))
 
     def record_performance(self, performance: dict) -> None:
         for metric, value in performance.items():
