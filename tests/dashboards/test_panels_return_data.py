@@ -134,6 +134,10 @@ def drift_detector_registry():
                 "upper_threshold": 2.9,
                 "drift_detected": True,
             },
+            "segments": [
+                {"column": "segment", "value": "a", "drift_share": 2 / 3, "dataset_drift": True},
+                {"column": "segment", "value": "_other_", "drift_share": None, "dataset_drift": None},
+            ],
             "performance": {"accuracy": 0.91, "f1": 0.9, "roc_auc": 0.95, "samples": 40},
         }
         metrics.record_check(result, float(rng.uniform(0.01, 0.1)), time.time())
