@@ -38,7 +38,7 @@ def nannyml_python() -> Path:
     wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
-    print(f"creating {VENV} with NannyML's pinned requirements (one-off, about a minute)", file=sys.stderr)
+    print(f"creating {VENV} with NannyML's pinned requirements (one-off, minutes)", file=sys.stderr)
     steps = [
         [sys.executable, "-m", "venv", str(VENV)],
         [
@@ -48,6 +48,7 @@ def nannyml_python() -> Path:
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--no-deps",  # a complete freeze, see the requirements file
             "-r",
             str(REQUIREMENTS),
         ],
