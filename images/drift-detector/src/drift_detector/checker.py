@@ -172,9 +172,7 @@ class Checker:
 
     # --- worker ---------------------------------------------------------------------------------
     def _run(self) -> None:
-        # Off the event loop, before the first check.
-        self.engine.fit_multivariate(self.settings)
-        self.engine.build_segments(self.settings)
+        self._prepare()
         while True:
             with self._cond:
                 while not self._jobs and not self._stopping:
@@ -201,6 +199,15 @@ class Checker:
             finally:
                 self._busy = False
 
+    def _prepare(self) -> None:
+        """Fit what the reference gives once, off the event loop, before the first check. A failure
+        leaves that part off and must not end this thread: the per-feature checks still run."""
+        for step in (self.engine.fit_multivariate, self.engine.build_segments):
+            try:
+                step(self.settings)
+            except Exception:
+                LOG.exception("%s failed: that part of the check stays off", step.__name__)
+
     def _check(self, job: Job) -> None:
         window = job.window
         started = time.perf_counter()
@@ -222,9 +229,7 @@ class Checker:
             **_drift_dict(drift),
             "unchecked_columns": list(skip),
             "multivariate": self._multivariate(frame),
-            "segments": []
-            if self.engine.segments is None
-            else [s.to_dict() for s in self.engine.segments.check(frame)],
+            "segments": self._segments(frame),
             "prediction_drift": self._prediction_drift(window),
             "performance": self._performance(job.labelled),
         }
@@ -247,6 +252,10 @@ class Checker:
     def _multivariate(self, frame: pd.DataFrame) -> dict | None:
         model = self.engine.multivariate
         return None if model is None else model.check(frame).to_dict()
+
+    def _segments(self, frame: pd.DataFrame) -> list[dict]:
+        segments = self.engine.segments
+        return [] if segments is None else [s.to_dict() for s in segments.check(frame)]
 
     def _prediction_drift(self, window: Window) -> dict | None:
         eng = self.engine

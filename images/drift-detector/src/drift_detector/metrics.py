@@ -115,7 +115,7 @@ class Metrics:
         self.checks = Counter("drift_detector_checks", "Drift checks run.", M, registry=r)
         self.check_duration = Histogram(
             "drift_detector_check_duration_seconds",
-            "Time to check one window (drift, prediction drift, performance).",
+            "Time to check one window (all drift tests, prediction drift, performance).",
             M,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
