@@ -127,6 +127,17 @@ def drift_detector_registry():
             "dataset_drift": True,
             "columns": columns,
             "prediction_drift": {"score": 0.01, "stattest": "ks", "drifted": True},
+            "multivariate": {
+                "method": "pca_reconstruction",
+                "value": float(rng.uniform(2.0, 3.5)),
+                "lower_threshold": 2.2,
+                "upper_threshold": 2.9,
+                "drift_detected": True,
+            },
+            "segments": [
+                {"column": "segment", "value": "a", "drift_share": 2 / 3, "dataset_drift": True},
+                {"column": "segment", "value": "_other_", "drift_share": None, "dataset_drift": None},
+            ],
             "performance": {"accuracy": 0.91, "f1": 0.9, "roc_auc": 0.95, "samples": 40},
         }
         metrics.record_check(result, float(rng.uniform(0.01, 0.1)), time.time())
@@ -255,10 +266,11 @@ def get(base: str, path: str) -> dict:
 def test_chart_rules_evaluate_cleanly_on_the_images_series(prometheus):
     """Every rule of the chart evaluates without error (no many-to-many joins at run time), and the
     synthetic traffic raises exactly the alerts it should: dataset drift (2 of 3 features drifted),
-    prediction drift, an error ratio of 50% and 0.25 data quality violations per row; the drift
-    detector is found by its job and namespace, so no absent() alert."""
+    multivariate drift, prediction drift, an error ratio of 50% and 0.25 data quality violations per
+    row; the drift detector is found by its job and namespace, so no absent() alert."""
     expected = {
         "KServeModelDataDriftDetected",
+        "KServeModelMultivariateDrift",
         "KServeModelPredictionDrift",
         "KServeModelErrorRatioHigh",
         "KServeModelDataQualityViolations",

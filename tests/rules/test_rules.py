@@ -44,7 +44,7 @@ def test_promtool_suite(rules_dir, suite):
 
 def test_alert_conventions(rule):
     alerts = alerts_of(rule["spec"])
-    assert len(alerts) == 12
+    assert len(alerts) == 13
     for name, spec in alerts.items():
         assert NAME.match(name), name
         assert spec["labels"]["severity"] in SEVERITIES, name
@@ -187,7 +187,12 @@ def test_components_switch_their_alerts_off():
 
 def test_a_group_whose_alerts_are_all_off_is_left_out(tmp_path):
     """Prometheus needs at least one rule per group: switching every alert of a group off drops it."""
-    drift = ("KServeModelDataDriftDetected", "KServeModelDriftShareCritical", "KServeModelPredictionDrift")
+    drift = (
+        "KServeModelDataDriftDetected",
+        "KServeModelDriftShareCritical",
+        "KServeModelMultivariateDrift",
+        "KServeModelPredictionDrift",
+    )
     off = {f"prometheusRule.rules.{name}.enabled": False for name in (*drift, "KServeModelQualityLow")}
     off["prometheusRule.rules.KServeModelRetrainJobFailed.enabled"] = False
     spec = render_rule(off)["spec"]

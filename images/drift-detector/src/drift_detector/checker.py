@@ -20,6 +20,8 @@ from drift_detector.metrics import Metrics
 from drift_detector.schema import Schema
 from drift_detector.state import Window
 from drift_detector.stats import DriftInputError, ReferenceProfile
+from drift_detector.stats.multivariate import ReconstructionModel
+from drift_detector.stats.segments import SegmentProfiles
 
 LOG = logging.getLogger(__name__)
 
@@ -36,7 +38,51 @@ class Engine:
     task: str
     reference: pd.DataFrame  # kept to profile a subset of columns when a window lacks some entirely
     drift_share: float
+    multivariate: ReconstructionModel | None = None  # fitted by fit_multivariate, when enabled
+    segments: SegmentProfiles | None = None  # built by build_segments, when segment columns are set
     _partial: dict = field(default_factory=dict)
+
+    def build_segments(self, settings) -> None:
+        """Profiles per segment, once; a misconfigured segment column leaves segments off, logged."""
+        if not settings.segment_columns or self.segments is not None:
+            return
+        try:
+            self.segments = SegmentProfiles.build(
+                self.reference,
+                self.schema.specs,
+                settings.segment_columns,
+                top_values=settings.segment_top_values,
+                min_rows=settings.segment_min_samples,
+                drift_share=self.drift_share,
+            )
+        except DriftInputError as exc:
+            LOG.warning("segment drift is off: %s", exc)
+            return
+        LOG.info("segment drift: %d segments", len(self.segments.labels))
+
+    def fit_multivariate(self, settings) -> None:
+        """Fit the reconstruction model once, on the feature columns; a reference it cannot be fitted
+        on (fewer than two windows of rows, every feature constant) leaves it off, with the reason logged."""
+        if not settings.multivariate_enabled or self.multivariate is not None:
+            return
+        kinds = {name: spec.kind for name, spec in self.schema.specs.items()}
+        try:
+            self.multivariate = ReconstructionModel.fit(
+                self.reference,
+                kinds,
+                settings.window_size,
+                explained_variance=settings.multivariate_explained_variance,
+                std_multiplier=settings.multivariate_std_multiplier,
+            )
+        except DriftInputError as exc:
+            LOG.warning("multivariate drift is off: %s", exc)
+            return
+        m = self.multivariate
+        LOG.info(
+            "multivariate drift: %d of %d components, thresholds %.4f..%.4f from %d reference chunks",
+            m.n_components, len(m.columns), m.lower_threshold, m.upper_threshold,
+            len(m.reference_chunk_values),
+        )  # fmt: skip
 
     def feature_profile(self, skip: tuple[str, ...]) -> Any:
         """The feature profile without the columns a window has no value for (built once per set)."""
@@ -126,6 +172,7 @@ class Checker:
 
     # --- worker ---------------------------------------------------------------------------------
     def _run(self) -> None:
+        self._prepare()
         while True:
             with self._cond:
                 while not self._jobs and not self._stopping:
@@ -152,6 +199,15 @@ class Checker:
             finally:
                 self._busy = False
 
+    def _prepare(self) -> None:
+        """Fit what the reference gives once, off the event loop, before the first check. A failure
+        leaves that part off and must not end this thread: the per-feature checks still run."""
+        for step in (self.engine.fit_multivariate, self.engine.build_segments):
+            try:
+                step(self.settings)
+            except Exception:
+                LOG.exception("%s failed: that part of the check stays off", step.__name__)
+
     def _check(self, job: Job) -> None:
         window = job.window
         started = time.perf_counter()
@@ -172,6 +228,8 @@ class Checker:
             },
             **_drift_dict(drift),
             "unchecked_columns": list(skip),
+            "multivariate": self._multivariate(frame),
+            "segments": self._segments(frame),
             "prediction_drift": self._prediction_drift(window),
             "performance": self._performance(job.labelled),
         }
@@ -182,7 +240,7 @@ class Checker:
         if self.reports is not None and self._want_report(window.seq, result):
             try:
                 report_frame = self._report_frame(frame.drop(columns=list(skip)), window)
-                result["report"] = self.reports.submit(window.seq, report_frame)
+                result["report"] = self.reports.submit(window.seq, report_frame, result["multivariate"])
             # Reports are best effort; the check result stands. ValueError/TypeError: pyarrow cannot
             # store a column mixing types (say an unseen text value in a bool column) as parquet.
             except (OSError, ValueError, TypeError) as exc:
@@ -190,6 +248,14 @@ class Checker:
         self.metrics.record_check(result, duration, now)
         self._remember(result)
         self.on_checked(window.seq)
+
+    def _multivariate(self, frame: pd.DataFrame) -> dict | None:
+        model = self.engine.multivariate
+        return None if model is None else model.check(frame).to_dict()
+
+    def _segments(self, frame: pd.DataFrame) -> list[dict]:
+        segments = self.engine.segments
+        return [] if segments is None else [s.to_dict() for s in segments.check(frame)]
 
     def _prediction_drift(self, window: Window) -> dict | None:
         eng = self.engine
@@ -214,7 +280,8 @@ class Checker:
         """On drift and every Nth window, but not more often than reports_min_interval_seconds:
         under heavy traffic windows close every second and Evidently takes seconds per report."""
         every = self.settings.report_every_n_windows
-        wanted = bool(result["dataset_drift"]) or (every > 0 and seq % every == 0)
+        multivariate = bool((result.get("multivariate") or {}).get("drift_detected"))
+        wanted = bool(result["dataset_drift"]) or multivariate or (every > 0 and seq % every == 0)
         now = time.monotonic()
         if not wanted or now - self._last_report < self.settings.reports_min_interval_seconds:
             return False

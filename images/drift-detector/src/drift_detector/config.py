@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,16 @@ class Settings:
     # of the reference. A fresh draw lands outside the exact min..max of n reference rows with
     # probability about 2 / (n + 1) per feature, so exact bounds flag clean traffic.
     range_tolerance: float = 0.1
+    # Multivariate drift (PCA reconstruction error, NannyML's method): fitted on the reference at start,
+    # thresholds from reference chunks of window_size rows.
+    multivariate_enabled: bool = True
+    multivariate_explained_variance: float = 0.65  # PCA keeps the fewest components explaining more
+    multivariate_std_multiplier: float = 3.0  # thresholds: mean +/- this many stds of the chunk errors
+    # Segment drift: a dataset drift verdict inside each of the top_values most frequent reference values
+    # of these categorical feature columns, plus `_other_`; segments with fewer window rows are not checked.
+    segment_columns: list[str] = field(default_factory=list)
+    segment_top_values: int = 10
+    segment_min_samples: int = 30
     # Windows.
     window_max_age_seconds: float = 0.0  # 0 disables closing by time
     check_queue_size: int = 4
@@ -177,5 +188,16 @@ def validate(s: Settings) -> None:
             raise ConfigError(f"column_types[{name!r}] must be numeric or categorical, got {kind!r}")
     if not s.range_tolerance >= 0:
         raise ConfigError(f"range_tolerance must be a non-negative fraction, got {s.range_tolerance!r}")
+    variance = s.multivariate_explained_variance
+    if not 0 < variance < 1:
+        raise ConfigError(f"multivariate_explained_variance must be within (0, 1), got {variance!r}")
+    if not (math.isfinite(s.multivariate_std_multiplier) and s.multivariate_std_multiplier > 0):
+        raise ConfigError(
+            f"multivariate_std_multiplier must be positive, got {s.multivariate_std_multiplier!r}"
+        )
+    if s.segment_top_values < 1 or s.segment_min_samples < 1:
+        raise ConfigError("segment_top_values and segment_min_samples must be positive")
+    if not isinstance(s.segment_columns, list) or not all(isinstance(c, str) for c in s.segment_columns):
+        raise ConfigError(f"segment_columns must be a list of column names, got {s.segment_columns!r}")
     if s.pending_max_entries < 1 or s.pending_ttl_seconds <= 0:
         raise ConfigError("pending_max_entries and pending_ttl_seconds must be positive")

@@ -56,6 +56,42 @@ class Metrics:
             M,
             registry=r,
         )
+        self.multivariate_error = Gauge(
+            "model_multivariate_drift_reconstruction_error",
+            "Mean PCA reconstruction error of the last window's rows (standardised feature space).",
+            M,
+            registry=r,
+        )
+        self.multivariate_lower = Gauge(
+            "model_multivariate_drift_lower_threshold",
+            "Lower bound of the reconstruction error band, from reference chunks (0: no lower bound).",
+            M,
+            registry=r,
+        )
+        self.multivariate_upper = Gauge(
+            "model_multivariate_drift_upper_threshold",
+            "Upper bound of the reconstruction error band, from reference chunks.",
+            M,
+            registry=r,
+        )
+        self.multivariate_detected = Gauge(
+            "model_multivariate_drift_detected",
+            "1 when the last window's reconstruction error left the reference band.",
+            M,
+            registry=r,
+        )
+        self.segment_share = Gauge(
+            "model_segment_drift_share",
+            "Share of drifted features inside one segment in the last window (NaN: too few rows to check).",
+            [*M, "segment_column", "segment_value"],
+            registry=r,
+        )
+        self.segment_detected = Gauge(
+            "model_segment_drift_detected",
+            "1 when the segment showed dataset drift in the last window (NaN: not checked).",
+            [*M, "segment_column", "segment_value"],
+            registry=r,
+        )
         self.performance = Gauge(
             "model_performance",
             "Model quality on labelled predictions (feedback).",
@@ -75,7 +111,7 @@ class Metrics:
         self.checks = Counter("drift_detector_checks", "Drift checks run.", M, registry=r)
         self.check_duration = Histogram(
             "drift_detector_check_duration_seconds",
-            "Time to check one window (drift, prediction drift, performance).",
+            "Time to check one window (all drift tests, prediction drift, performance).",
             M,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
@@ -115,10 +151,30 @@ class Metrics:
             if prediction is not None:
                 self.prediction_score.labels(m).set(_number(prediction["score"]))
                 self.prediction_detected.labels(m).set(1 if prediction["drifted"] else 0)
+            self._record_multivariate(result.get("multivariate"))
+            self._record_segments(result.get("segments") or [])
             self.record_performance(result.get("performance") or {})
             self.checks.labels(m).inc()
             self.check_duration.labels(m).observe(duration)
             self.last_check.labels(m).set(timestamp)
+
+    def _record_multivariate(self, multivariate: dict | None) -> None:
+        if multivariate is None:  # switched off or not fitted: no series at all
+            return
+        m = self.model_name
+        self.multivariate_error.labels(m).set(multivariate["value"])
+        self.multivariate_lower.labels(m).set(multivariate["lower_threshold"])
+        self.multivariate_upper.labels(m).set(multivariate["upper_threshold"])
+        self.multivariate_detected.labels(m).set(1 if multivariate["drift_detected"] else 0)
+
+    def _record_segments(self, segments: list[dict]) -> None:
+        # Labels come from the configuration (top values + _other_), never from traffic: bounded.
+        m = self.model_name
+        for seg in segments:
+            labels = (m, seg["column"], seg["value"])
+            detected = seg["dataset_drift"]
+            self.segment_share.labels(*labels).set(_number(seg["drift_share"]))
+            self.segment_detected.labels(*labels).set(float("nan") if detected is None else int(detected))
 
     def record_performance(self, performance: dict) -> None:
         for metric, value in performance.items():

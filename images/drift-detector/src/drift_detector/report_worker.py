@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -41,12 +42,15 @@ def main(argv: list[str] | None = None) -> int:
             maker = ReportMaker(load_reference(args.reference), spec)
         for job in jobs:
             out = args.reports_dir / job.name.removesuffix(".parquet")
+            extra = job.with_suffix(".json")
             try:
-                maker.make(pd.read_parquet(job), out)
+                results = orjson.loads(extra.read_bytes()) if extra.exists() else {}
+                maker.make(pd.read_parquet(job), out, results.get("multivariate"))
                 LOG.info("report written: %s", out.name)
             except Exception:  # one bad window must not end the worker
                 LOG.exception("report for %s failed", job.name)
             job.unlink(missing_ok=True)
+            extra.unlink(missing_ok=True)
             retain(args.reports_dir, args.max_count, args.max_bytes)
     return 0
 
@@ -73,7 +77,7 @@ class ReportMaker:
         self.drift_share = spec.get("drift_share", 0.5)
         self.reference = reference
 
-    def make(self, window: pd.DataFrame, out: Path) -> None:
+    def make(self, window: pd.DataFrame, out: Path, multivariate: dict | None = None) -> None:
         # The columns of this window (the service leaves out features with no value in it).
         columns = [c for c in self.spec if c in window.columns and c in self.reference.columns]
         definition = self._definition(
@@ -94,7 +98,27 @@ class ReportMaker:
         snapshot = self._report([preset]).run(current, reference)
         tmp = out.with_suffix(".tmp")
         snapshot.save_html(str(tmp))
+        if multivariate is not None:
+            tmp.write_text(with_multivariate_section(tmp.read_text(encoding="utf-8"), multivariate), "utf-8")
         os.replace(tmp, out)
+
+
+def with_multivariate_section(page: str, multivariate: dict) -> str:
+    """Evidently has no multivariate drift widget: a plain section at the top of its page shows ours."""
+    verdict = "Drift detected" if multivariate["drift_detected"] else "No drift"
+    section = (
+        '<section id="multivariate-drift" style="font-family:sans-serif;margin:16px;padding:12px;'
+        'border:1px solid #ccc;border-radius:6px">'
+        "<h2>Multivariate drift (PCA reconstruction error)</h2>"
+        f"<p><b>{verdict}</b>: mean reconstruction error {multivariate['value']:.4f}, reference band "
+        f"{multivariate['lower_threshold']:.4f} .. {multivariate['upper_threshold']:.4f} "
+        "(drawn from reference chunks of the window size; outside the band is drift).</p>"
+        "<p>It measures how far the window's rows lie from the principal components of the reference: "
+        "a change in how features go together that per-feature tests can miss.</p></section>"
+    )
+    match = re.search(r"<body[^>]*>", page)
+    at = match.end() if match else 0
+    return page[:at] + section + page[at:]
 
 
 def retain(directory: Path, max_count: int, max_bytes: int) -> None:

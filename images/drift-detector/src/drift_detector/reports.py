@@ -35,21 +35,26 @@ class Reports:
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
-    def submit(self, seq: int, frame: pd.DataFrame) -> str:
-        """Queue a report of this window; returns the file name it will have."""
+    def submit(self, seq: int, frame: pd.DataFrame, multivariate: dict | None = None) -> str:
+        """Queue a report of this window; returns the file name it will have. The window's multivariate
+        result, if any, goes beside it as JSON (written first: the worker picks up the parquet)."""
         name = f"drift-report-w{seq:06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.html"
         self.queue_dir.mkdir(parents=True, exist_ok=True)
+        if multivariate is not None:
+            (self.queue_dir / (name + ".json")).write_bytes(orjson.dumps({"multivariate": multivariate}))
         tmp = self.queue_dir / (name + ".tmp")
         try:
             frame.to_parquet(tmp, index=False)
         except Exception:
             tmp.unlink(missing_ok=True)
+            (self.queue_dir / (name + ".json")).unlink(missing_ok=True)
             raise
         os.replace(tmp, self.queue_dir / (name + ".parquet"))
         queued = sorted(self.queue_dir.glob("*.parquet"))
         for old in queued[:-QUEUE_LIMIT]:
             LOG.warning("report queue full: dropping %s", old.name)
             old.unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)
         self.ensure_worker()
         return name
 

@@ -33,6 +33,10 @@ numeric column raise ``DriftInputError`` (a ``ValueError``) whose message names 
 ``check(window, skip_empty_columns=True)`` instead leaves columns without values out of that
 check (``DriftResult.skipped``) and computes the share over the others.
 
+Beyond one column at a time: ``stats.multivariate.ReconstructionModel`` (NannyML's PCA data
+reconstruction drift over all features) and ``stats.segments.SegmentProfiles`` (these verdicts inside
+each value of a few categorical columns), both built once from the reference.
+
 Kinds are fixed when the profile is built (Evidently re-reads dtypes on every run). A profile is
 read-only after ``build``: ``check`` may run from any thread. It holds the sorted reference values
 of each numeric column (8 bytes a row; ``nbytes`` tells the total), never the reference frame.
