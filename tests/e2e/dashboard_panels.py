@@ -18,6 +18,11 @@ KUBE_STATE_METRICS = (
     "and no kube-state-metrics on one machine"
 )
 
+SEGMENTS = (
+    "segment drift needs a categorical segment column; the demo model's 30 features are all numeric "
+    "(tests/dashboards/test_panels_return_data.py feeds this panel from a detector with segments)"
+)
+
 # (dashboard file, panel title) -> why it has no data here.
 PANELS_WITHOUT_DATA: dict[tuple[str, str], str] = {
     ("kserve-model-quality.json", "Running"): KUBE_STATE_METRICS,
@@ -27,6 +32,7 @@ PANELS_WITHOUT_DATA: dict[tuple[str, str], str] = {
     ("kserve-model-quality.json", "Retrain Jobs by state"): KUBE_STATE_METRICS,
     ("kserve-model-quality.json", "Retrain Jobs"): KUBE_STATE_METRICS,
     ("kserve-model-quality.json", "variable training_namespace"): KUBE_STATE_METRICS,
+    ("kserve-model-drift.json", "Segment drift share (latest window)"): SEGMENTS,
 }
 
 # Grafana's built-ins, as Grafana would expand them for a 15-minute dashboard range.
