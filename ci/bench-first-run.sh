@@ -135,6 +135,8 @@ load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 start_all=$EPOCHREALTIME
 git clone -q --no-hardlinks "$REPO" "$clone"
 git -C "$clone" checkout -q --detach "$commit"
+# A committed .tools (say a worktree's symlink to shared tools) would make this a measure of nothing.
+[[ ! -e "$clone/.tools" ]] || die "commit ${commit:0:12} tracks .tools: a fresh clone would not build its tools"
 
 # A failed install leaves nothing to measure after it.
 must_pass() {
