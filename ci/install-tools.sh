@@ -165,6 +165,23 @@ apt_packages() {
 }
 
 # --- Python --------------------------------------------------------------------------------------
+# pip_install PIP ARGS...: progress as a count of resolved packages; pip's whole output only on failure.
+# --no-compile: pip would byte-compile every module of every package (~28,000 files for .venv, about a
+# minute of CPU); Python compiles the few that are imported, once, on first use.
+pip_install() {
+  local pip="$1" full
+  shift
+  full="$(mktemp)"
+  if ! "$pip" install --no-compile --progress-bar off "$@" 2>&1 | tee "$full" | awk '
+      /^Collecting / { n++; if (n % 20 == 0) printf "%d packages resolved\n", n; fflush(); next }
+      /^Installing collected packages/ { printf "%d packages resolved; installing\n", n; fflush() }'; then
+    tail -n 30 "$full"
+    rm -f "$full"
+    return 1
+  fi
+  rm -f "$full"
+}
+
 venv_hash() { cat "$REPO/ci/constraints.txt" "$REPO"/images/*/pyproject.toml | sha256sum | cut -c1-16; }
 # The stamp lives inside .venv: .tools may be shared between clones, each clone has its own .venv.
 venv_stamp() { echo "$VENV/.install-tools-$(venv_hash)"; }
@@ -179,7 +196,7 @@ install_venv() {
   say "creating Python environment .venv (the three images, editable, with test extras)"
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade "pip==$PIP_VERSION"
-  "$VENV/bin/pip" install -q --progress-bar off -c "$REPO/ci/constraints.txt" \
+  pip_install "$VENV/bin/pip" -c "$REPO/ci/constraints.txt" \
     -e "$REPO/images/predictor[test]" \
     -e "$REPO/images/drift-detector[test]" \
     -e "$REPO/images/retrainer[test]" \
@@ -198,7 +215,7 @@ install_checkov() {
   fi
   say "installing checkov $CHECKOV_VERSION into .tools/checkov"
   "$PYTHON" -m venv "$TOOLS/checkov"
-  "$TOOLS/checkov/bin/pip" install -q --progress-bar off "checkov==$CHECKOV_VERSION"
+  pip_install "$TOOLS/checkov/bin/pip" "checkov==$CHECKOV_VERSION"
   ln -sf "$TOOLS/checkov/bin/checkov" "$BIN/checkov"
   stamp "checkov-$CHECKOV_VERSION"
   say "built checkov $CHECKOV_VERSION in $((SECONDS - start))s"
