@@ -165,7 +165,7 @@ table="$(
   echo "| phase | seconds | exit | what was built or run |"
   echo "| --- | ---: | ---: | --- |"
   echo "| \`make demo\` 1/2: \`make setup-demo\` | $(seconds_of demo-setup) | $(rc_of demo-setup) | $(built_in demo-setup) |"
-  echo "| \`make demo\` 2/2: demo model, demo to its summary | $(seconds_of demo-run mark) | $(rc_of demo-run) | $(built_in demo-run); summary at $(seconds_of demo-run mark) s, exit at $(seconds_of demo-run) s |"
+  echo "| \`make demo\` 2/2: demo model, demo to its summary | $(seconds_of demo-run mark) | $(rc_of demo-run) | $(built_in demo-run); demo model trained; summary at $(seconds_of demo-run mark) s, exit at $(seconds_of demo-run) s |"
   echo "| **\`make demo\` on a fresh clone, to its summary** | **$demo_total** | | |"
   if [[ -z "$demo_only" ]]; then
     echo "| \`make test\` 1/2: \`make setup\` (the rest) | $(seconds_of test-setup) | $(rc_of test-setup) | $(built_in test-setup) |"
@@ -173,7 +173,7 @@ table="$(
     echo "| **\`make test\` after \`make demo\`** | **$(($(seconds_of test-setup) + $(seconds_of test-run)))** | | |"
   fi
   echo "| \`make setup-demo\` again | $(seconds_of demo-setup-again) | $(rc_of demo-setup-again) | $(built_in demo-setup-again) |"
-  echo "| \`make demo\` again, to its summary | $(seconds_of demo-again mark) | $(rc_of demo-again) | $(built_in demo-again) |"
+  echo "| \`make demo\` again, to its summary | $(seconds_of demo-again mark) | $(rc_of demo-again) | $(built_in demo-again); exit at $(seconds_of demo-again) s |"
   echo
   echo "Total $(elapsed "$start_all") s."
 )"

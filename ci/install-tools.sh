@@ -405,7 +405,7 @@ run_groups() {
     rm -f "$STAMPS/group-$group-"*
     touch "$(group_stamp "$group")"
   done
-  for group in "${todo[@]}"; do say "$group: installed in $((SECONDS - start))s ($(group_summary "$group"))"; done
+  for group in "${todo[@]}"; do say "$group: ready after $((SECONDS - start))s ($(group_summary "$group"))"; done
 }
 
 apt_wanted() { apt_packages "${APT_WANT[@]}"; }
