@@ -61,10 +61,12 @@ need_go() { command -v go >/dev/null || die "Go is required to build helm, the c
 gomodcache() { echo "${GOMODCACHE_DIR:-${GOMODCACHE:-$(go env GOMODCACHE)}}"; }
 kubernetes_version() { awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$REPO/ci/kube-apiserver/go.mod"; }
 
-# go build -v lists each package it compiles: print a count every 100 and every error line in full.
+# go build -v lists each package it compiles: print a count every 100 (and of module downloads every 25)
+# and every error line in full.
 go_progress() {
-  awk -v name="$1" '{ n++; if (n % 100 == 0) printf "%s: %d packages compiled\n", name, n;
-    if ($0 ~ /^(#|go: |.*\.go:[0-9]+)/) print; fflush() }'
+  awk -v name="$1" '/^go: downloading / { d++; if (d % 25 == 0) printf "%s: %d modules downloaded\n", name, d; fflush(); next }
+    { n++; if (n % 100 == 0) printf "%s: %d packages compiled\n", name, n;
+      if ($0 ~ /^(#|go: |.*\.go:[0-9]+)/) print; fflush() }'
 }
 
 # go_tool NAME MODULE/PATH@VERSION [ldflags]: builds one binary into .tools/bin.
