@@ -1,8 +1,8 @@
 # kserve-model-monitoring: every workflow has a target. `make help` lists them.
 #
 # The two commands that matter on a fresh clone:
-#   make demo   the whole monitoring loop on this machine, no cluster needed
-#   make test   every test tier (installs what it needs first)
+#   make demo   the whole monitoring loop on this machine, no cluster needed (installs only what it runs)
+#   make test   every test tier (installs everything first)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -26,21 +26,30 @@ IMAGE_REGISTRY ?= ghcr.io/kserve-model-monitoring
 IMAGE_TAG ?= 0.1.0
 VALUES ?=
 
-SETUP_STAMP := .tools/stamps/setup-done
-SETUP_INPUTS := ci/install-tools.sh ci/constraints.txt $(wildcard images/*/pyproject.toml) \
-  ci/build-kube-apiserver.sh ci/kube-apiserver/go.mod ci/kube-apiserver/go.sum
+# ci/install-tools.sh installs in groups; a group whose inputs and tools are unchanged says so in one line.
+# `make test` checks every group once, then runs its tiers with KMM_SETUP_CHECKED=1 (no more checks).
+INSTALL_TOOLS := $(if $(KMM_SETUP_CHECKED),:,ci/install-tools.sh)
 
 .PHONY: help
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
 
 # --- setup --------------------------------------------------------------------------------------
-$(SETUP_STAMP): $(SETUP_INPUTS)
-	ci/install-tools.sh all
-	@touch $@
+.PHONY: setup setup-demo setup-chart setup-kube setup-kserve-manager
+setup: ## install every tool group below, pinned, idempotent (apt, pip and Go builds run side by side)
+	@$(INSTALL_TOOLS) all
 
-.PHONY: setup
-setup: $(SETUP_STAMP) ## install every tool (helm, chart tools, prometheus, etcd, .venv) pinned, idempotent
+setup-demo: ## what `make demo` runs: .venv, Debian's prometheus/promtool, helm, KServe's agent
+	@$(INSTALL_TOOLS) demo
+
+setup-chart: ## chart test tools: kubeconform, helm-unittest, ct, helm-docs, checkov, schema sources
+	@$(INSTALL_TOOLS) chart
+
+setup-kube: ## the Kubernetes control plane: Debian's etcd, kube-apiserver (ci/build-kube-apiserver.sh)
+	@$(INSTALL_TOOLS) kube
+
+setup-kserve-manager: ## KServe's controller and webhooks, for the Kubernetes tier
+	@$(INSTALL_TOOLS) kserve-manager
 
 .PHONY: constraints
 constraints: ## re-resolve ci/constraints.txt from the three pyproject.toml files
@@ -49,14 +58,14 @@ constraints: ## re-resolve ci/constraints.txt from the three pyproject.toml file
 # --- tests --------------------------------------------------------------------------------------
 .PHONY: test
 test: setup ## run every test tier: lint, unit and service tests, chart, rules, end to end, Kubernetes API
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory test-predictor test-drift-detector test-retrainer
-	$(MAKE) --no-print-directory chart-test rules-test dashboards-test
-	$(MAKE) --no-print-directory test-e2e test-k8s
+	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 lint
+	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 test-predictor test-drift-detector test-retrainer
+	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 chart-test rules-test dashboards-test
+	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 test-e2e test-k8s
 	@echo "make test: all tiers passed"
 
 .PHONY: lint
-lint: setup ## ruff on all Python code; every benchmark script still imports (make test does not run them)
+lint: setup-demo ## ruff on all Python code; every benchmark script still imports (make test does not run them)
 	$(VENV)/bin/ruff check images tests demo
 	$(VENV)/bin/ruff format --check images tests demo
 	@for b in images/*/bench/bench_*.py; do \
@@ -65,27 +74,27 @@ lint: setup ## ruff on all Python code; every benchmark script still imports (ma
 	done; echo "lint: every benchmark script imports"
 
 .PHONY: test-predictor
-test-predictor: setup ## predictor unit and service tests
+test-predictor: setup-demo ## predictor unit and service tests
 	$(PYTEST) images/predictor/tests
 
 .PHONY: test-drift-detector
-test-drift-detector: setup demo-model ## drift detector unit, parity and service tests (incl. the demo reference)
+test-drift-detector: setup-demo demo-model ## drift detector unit, parity and service tests (incl. the demo reference)
 	$(PYTEST) images/drift-detector/tests
 
 .PHONY: test-retrainer
-test-retrainer: setup ## retrain controller unit tests and tests against a real Prometheus
+test-retrainer: setup-demo ## retrain controller unit tests and tests against a real Prometheus
 	$(PYTEST) images/retrainer/tests
 
 .PHONY: chart-lint
-chart-lint: setup ## helm lint --strict and ct lint over every ci/*-values.yaml scenario
+chart-lint: setup-demo setup-chart ## helm lint --strict and ct lint over every ci/*-values.yaml scenario
 	ci/chart-lint.sh
 
 .PHONY: chart-render
-chart-render: setup ## print the chart's render (offline stand-in dependency); VALUES=file to override
+chart-render: setup-demo ## print the chart's render (offline stand-in dependency); VALUES=file to override
 	@ci/chart-render.sh $(VALUES)
 
 .PHONY: chart-docs
-chart-docs: setup ## regenerate the chart README parameter table from values.yaml comments (helm-docs)
+chart-docs: setup-demo setup-chart ## regenerate the chart README parameter table from values.yaml comments (helm-docs)
 	helm-docs --chart-search-root $(CHART) --template-files README.md.gotmpl
 
 .PHONY: chart-test
@@ -94,7 +103,7 @@ chart-test: chart-lint ## helm-unittest suites, strict schema validation of ever
 	$(PYTEST) tests/chart
 
 .PHONY: rules-test
-rules-test: setup ## promtool check + test rules on the PrometheusRule rendered from the chart
+rules-test: setup-demo ## promtool check + test rules on the PrometheusRule rendered from the chart
 	$(PYTEST) tests/rules
 
 .PHONY: dashboards
@@ -104,35 +113,40 @@ dashboards: ## copy dashboards/*.json into the chart (files/dashboards/)
 	cp dashboards/*.json $(CHART)/files/dashboards/
 
 .PHONY: dashboards-test
-dashboards-test: setup ## lint every dashboard, check the chart copies are current, parse every PromQL
+dashboards-test: setup-demo ## lint every dashboard, check the chart copies are current, parse every PromQL
 	$(PYTEST) tests/dashboards
 
 .PHONY: test-e2e
-test-e2e: setup demo-model ## predictor + drift detector + retrainer + Prometheus with the chart's rules
+test-e2e: setup-demo setup-kube demo-model ## predictor, drift detector, retrainer, Prometheus with the chart's rules; kube-apiserver for the retrain guard
 	$(PYTEST) tests/e2e
 
 .PHONY: test-k8s
-test-k8s: setup ## real kube-apiserver + etcd: helm install the chart, retrainer RBAC enforced
+test-k8s: setup-demo setup-kube setup-kserve-manager ## real kube-apiserver + etcd: helm install the chart, retrainer RBAC enforced
 	$(PYTEST) tests/k8s
 
 # --- demo ---------------------------------------------------------------------------------------
 # Deterministic output: trained once, again only when the script or the pinned environment changes.
 # The target is the last file make_model.py writes, so an interrupted run trains again.
 DEMO_MODEL := build/demo/holdout.parquet
-$(DEMO_MODEL): demo/make_model.py $(SETUP_STAMP)
+# setup-demo is order-only: it provides .venv, and its check alone never makes the model stale.
+$(DEMO_MODEL): demo/make_model.py ci/constraints.txt | setup-demo
 	$(PY) demo/make_model.py --out build/demo
 
 .PHONY: demo-model
-demo-model: setup $(DEMO_MODEL) ## train the demo classifier: build/demo/model/ and build/demo/reference.parquet
+demo-model: $(DEMO_MODEL) ## train the demo classifier: build/demo/model/ and build/demo/reference.parquet
 
 .PHONY: demo
-demo: setup demo-model ## the whole monitoring loop on this machine: traffic, drift, alert, retrain decision
+demo: setup-demo demo-model ## the whole monitoring loop on this machine: traffic, drift, alert, retrain decision
 	$(PY) demo/run_demo.py
 
 # --- benchmarks ---------------------------------------------------------------------------------
 .PHONY: bench
-bench: setup demo-model ## benchmarks of every component, each a markdown table with ratios to its baseline
+bench: setup-demo demo-model ## benchmarks of every component, each a markdown table with ratios to its baseline
 	@for b in images/*/bench/bench_*.py; do echo; echo "### $$b"; $(PY) $$b; done
+
+.PHONY: bench-first-run
+bench-first-run: ## a new user's first run: fresh clone, empty Go/pip caches, `make demo` then `make test` timed
+	ci/bench-first-run.sh $(BENCH_FIRST_RUN_ARGS)
 
 # --- for users with Docker or a cluster ---------------------------------------------------------
 .PHONY: images
