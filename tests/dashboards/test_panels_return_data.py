@@ -139,6 +139,22 @@ def drift_detector_registry():
                 {"column": "segment", "value": "_other_", "drift_share": None, "dataset_drift": None},
             ],
             "performance": {"accuracy": 0.91, "f1": 0.9, "roc_auc": 0.95, "samples": 40},
+            "estimated_performance": {
+                "method": "cbpe",
+                "metrics": {
+                    name: {
+                        "value": value,
+                        "lower_threshold": 0.85,
+                        "upper_threshold": 1.0,
+                        "alert": value < 0.85,
+                    }
+                    for name, value in (
+                        ("accuracy", float(rng.uniform(0.8, 0.95))),
+                        ("f1", 0.9),
+                        ("roc_auc", 0.96),
+                    )
+                },
+            },
         }
         metrics.record_check(result, float(rng.uniform(0.01, 0.1)), time.time())
 
