@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from conftest import make_reference
 from drift_detector.config import load_settings
+from drift_detector.report_worker import with_estimated_performance_section
 from drift_detector.stats import DriftInputError
 from drift_detector.stats.cbpe import METRICS, PerformanceEstimator
 
@@ -85,6 +86,24 @@ def test_settings_default_on(tmp_path):
     assert load_settings(["--reference", "r.parquet"], environ={}).performance_estimation_enabled is True
     off = load_settings(["--reference", "r.parquet", "--config", str(tmp_path / "c.yaml")], environ={})
     assert off.performance_estimation_enabled is False
+
+
+def test_report_section_lists_each_metric_with_its_thresholds_and_realized_value():
+    estimated = {
+        "method": "cbpe",
+        "calibrated": True,
+        "n_scored": 100,
+        "metrics": {
+            "accuracy": {"value": 0.71234, "lower_threshold": 0.9, "upper_threshold": 1.0, "alert": True,
+                         "realized": 0.69},
+            "roc_auc": {"value": None, "lower_threshold": 0.8, "upper_threshold": 1.0, "alert": False},
+        },
+    }  # fmt: skip
+    page = with_estimated_performance_section("<html><body><div>evidently</div></body></html>", estimated)
+    assert page.index('<section id="estimated-performance"') == page.index("<body>") + len("<body>")
+    assert "<td>accuracy</td><td>0.7123</td><td>0.9000 .. 1.0000</td><td>yes</td><td>0.6900</td>" in page
+    assert "<td>roc_auc</td><td>-</td><td>0.8000 .. 1.0000</td><td>no</td><td>-</td>" in page
+    assert "isotonic-calibrated scores" in page and page.endswith("<div>evidently</div></body></html>")
 
 
 # --- the service ----------------------------------------------------------------------------------
