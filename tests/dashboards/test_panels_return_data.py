@@ -139,6 +139,22 @@ def drift_detector_registry():
                 {"column": "segment", "value": "_other_", "drift_share": None, "dataset_drift": None},
             ],
             "performance": {"accuracy": 0.91, "f1": 0.9, "roc_auc": 0.95, "samples": 40},
+            "estimated_performance": {
+                "method": "cbpe",
+                "metrics": {
+                    name: {
+                        "value": value,
+                        "lower_threshold": 0.85,
+                        "upper_threshold": 1.0,
+                        "alert": value < 0.85,
+                    }
+                    for name, value in (
+                        ("accuracy", float(rng.uniform(0.8, 0.95))),
+                        ("f1", 0.9),
+                        ("roc_auc", 0.96),
+                    )
+                },
+            },
         }
         metrics.record_check(result, float(rng.uniform(0.01, 0.1)), time.time())
 
@@ -266,12 +282,14 @@ def get(base: str, path: str) -> dict:
 def test_chart_rules_evaluate_cleanly_on_the_images_series(prometheus):
     """Every rule of the chart evaluates without error (no many-to-many joins at run time), and the
     synthetic traffic raises exactly the alerts it should: dataset drift (2 of 3 features drifted),
-    multivariate drift, prediction drift, an error ratio of 50% and 0.25 data quality violations per
-    row; the drift detector is found by its job and namespace, so no absent() alert."""
+    multivariate drift, prediction drift, an estimated accuracy below its threshold, an error ratio of
+    50% and 0.25 data quality violations per row; the drift detector is found by its job and namespace,
+    so no absent() alert."""
     expected = {
         "KServeModelDataDriftDetected",
         "KServeModelMultivariateDrift",
         "KServeModelPredictionDrift",
+        "KServeModelEstimatedPerformanceLow",
         "KServeModelErrorRatioHigh",
         "KServeModelDataQualityViolations",
     }

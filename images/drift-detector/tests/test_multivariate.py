@@ -239,6 +239,9 @@ def test_service_reports_broken_correlation_that_univariate_drift_misses(make_se
     page = server.client.get(f"/reports/{name}").text
     assert f"mean reconstruction error {broken['multivariate']['value']:.4f}" in page
     assert "Drift detected" in page and "Drifted Columns" in page
+    # The demo reference has the score and the target: the CBPE table is in the report too, below.
+    assert page.index('id="multivariate-drift"') < page.index('id="estimated-performance"')
+    assert "Estimated performance (CBPE, no labels needed)" in page
 
 
 def test_service_switched_off_or_unfittable_gives_null_and_no_series(make_server):

@@ -20,6 +20,8 @@ from drift_detector.metrics import Metrics
 from drift_detector.schema import Schema
 from drift_detector.state import Window
 from drift_detector.stats import DriftInputError, ReferenceProfile
+from drift_detector.stats.cbpe import METHOD as CBPE_METHOD
+from drift_detector.stats.cbpe import PerformanceEstimator
 from drift_detector.stats.multivariate import ReconstructionModel
 from drift_detector.stats.segments import SegmentProfiles
 
@@ -40,6 +42,7 @@ class Engine:
     drift_share: float
     multivariate: ReconstructionModel | None = None  # fitted by fit_multivariate, when enabled
     segments: SegmentProfiles | None = None  # built by build_segments, when segment columns are set
+    estimator: PerformanceEstimator | None = None  # fitted by fit_performance_estimation, when enabled
     _partial: dict = field(default_factory=dict)
 
     def build_segments(self, settings) -> None:
@@ -83,6 +86,49 @@ class Engine:
             m.n_components, len(m.columns), m.lower_threshold, m.upper_threshold,
             len(m.reference_chunk_values),
         )  # fmt: skip
+
+    def fit_performance_estimation(self, settings) -> None:
+        """Fit CBPE once on the reference's scores and targets; a model it does not apply to (regression,
+        multiclass, labels instead of scores, no target) leaves it off, with the reason logged."""
+        if not settings.performance_estimation_enabled or self.estimator is not None:
+            return
+        try:
+            scores, y_true = self._scored_reference(settings)
+            self.estimator = PerformanceEstimator.fit(
+                scores, y_true, settings.window_size, decision_threshold=settings.classification_threshold
+            )
+        except DriftInputError as exc:
+            LOG.warning("performance estimation is off: %s", exc)
+            return
+        e = self.estimator
+        LOG.info(
+            "performance estimation: cbpe, %s, accuracy thresholds %.4f..%.4f",
+            "isotonic calibration" if e.calibrated else "scores used as they are", *e.thresholds["accuracy"],
+        )  # fmt: skip
+
+    def _scored_reference(self, settings) -> tuple[np.ndarray, np.ndarray]:
+        """The reference's positive-class scores and whether each row's target is the positive label."""
+        ref, score_col, target_col = self.reference, settings.prediction_column, settings.target_column
+        if self.task != "classification":
+            raise DriftInputError(f"the model is a {self.task} model; CBPE estimates classifiers")
+        if score_col not in ref or target_col not in ref:
+            raise DriftInputError(f"the reference needs the {score_col!r} and {target_col!r} columns")
+        if not self.prediction_numeric or not pd.api.types.is_numeric_dtype(ref[score_col]):
+            raise DriftInputError(f"{score_col!r} holds labels, not scores")
+        scores = ref[score_col].to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.nanmin(scores) < 0 or np.nanmax(scores) > 1 or len(np.unique(scores[~np.isnan(scores)])) <= 2:
+            raise DriftInputError(f"{score_col!r} holds labels, not scores between 0 and 1")
+        labels = {performance.label_key(v) for v in ref[target_col].dropna()}
+        positive = performance.label_key(settings.positive_label)
+        if len(labels) > 2:
+            raise DriftInputError(
+                f"the target has {len(labels)} classes; only binary classifiers are estimated"
+            )
+        if positive not in labels:
+            raise DriftInputError(f"the positive label {settings.positive_label!r} is not in the target")
+        known = ref[target_col].notna().to_numpy()
+        y_true = np.array([performance.label_key(v) == positive for v in ref[target_col][known]])
+        return scores[known], y_true
 
     def feature_profile(self, skip: tuple[str, ...]) -> Any:
         """The feature profile without the columns a window has no value for (built once per set)."""
@@ -202,7 +248,12 @@ class Checker:
     def _prepare(self) -> None:
         """Fit what the reference gives once, off the event loop, before the first check. A failure
         leaves that part off and must not end this thread: the per-feature checks still run."""
-        for step in (self.engine.fit_multivariate, self.engine.build_segments):
+        steps = (
+            self.engine.fit_multivariate,
+            self.engine.build_segments,
+            self.engine.fit_performance_estimation,
+        )
+        for step in steps:
             try:
                 step(self.settings)
             except Exception:
@@ -233,6 +284,7 @@ class Checker:
             "prediction_drift": self._prediction_drift(window),
             "performance": self._performance(job.labelled),
         }
+        result["estimated_performance"] = self._estimated_performance(window, result["performance"])
         duration = time.perf_counter() - started
         now = time.time()
         result["checked_at"] = now
@@ -240,7 +292,9 @@ class Checker:
         if self.reports is not None and self._want_report(window.seq, result):
             try:
                 report_frame = self._report_frame(frame.drop(columns=list(skip)), window)
-                result["report"] = self.reports.submit(window.seq, report_frame, result["multivariate"])
+                result["report"] = self.reports.submit(
+                    window.seq, report_frame, result["multivariate"], result["estimated_performance"]
+                )
             # Reports are best effort; the check result stands. ValueError/TypeError: pyarrow cannot
             # store a column mixing types (say an unseen text value in a bool column) as parquet.
             except (OSError, ValueError, TypeError) as exc:
@@ -275,6 +329,24 @@ class Checker:
         s = self.settings
         out = performance.compute(labelled, self.engine.task, s.positive_label, s.classification_threshold)
         return {**out, "samples": len(labelled)}
+
+    def _estimated_performance(self, window: Window, realized: dict | None) -> dict | None:
+        """CBPE on the window's scores; the realized value (labelled feedback) beside each estimate."""
+        estimator = self.engine.estimator
+        if estimator is None:
+            return None
+        scores = _prediction_series(window.preds, numeric=True).to_numpy()
+        metrics = {}
+        for name, estimate in estimator.estimate(scores).items():
+            metrics[name] = estimate.to_dict()
+            if realized is not None and name in realized:
+                metrics[name]["realized"] = realized[name]
+        return {
+            "method": CBPE_METHOD,
+            "calibrated": estimator.calibrated,
+            "n_scored": int(np.count_nonzero(~np.isnan(scores))),
+            "metrics": metrics,
+        }
 
     def _want_report(self, seq: int, result: dict) -> bool:
         """On drift and every Nth window, but not more often than reports_min_interval_seconds:

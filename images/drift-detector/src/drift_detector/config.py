@@ -48,6 +48,9 @@ class Settings:
     segment_columns: list[str] = field(default_factory=list)
     segment_top_values: int = 10
     segment_min_samples: int = 30
+    # Performance estimation without labels (CBPE, NannyML's method) for binary classifiers whose reference
+    # has the prediction score and the target: thresholds from reference chunks of window_size rows.
+    performance_estimation_enabled: bool = True
     # Windows.
     window_max_age_seconds: float = 0.0  # 0 disables closing by time
     check_queue_size: int = 4

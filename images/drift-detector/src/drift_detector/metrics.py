@@ -98,6 +98,30 @@ class Metrics:
             [*M, "metric"],
             registry=r,
         )
+        self.estimated_performance = Gauge(
+            "model_estimated_performance",
+            "Model quality estimated without labels (CBPE) on the last window (NaN: no scored row).",
+            [*M, "metric"],
+            registry=r,
+        )
+        self.estimated_lower = Gauge(
+            "model_estimated_performance_lower_threshold",
+            "Lower alert threshold of the estimate, from the realized metric on reference chunks.",
+            [*M, "metric"],
+            registry=r,
+        )
+        self.estimated_upper = Gauge(
+            "model_estimated_performance_upper_threshold",
+            "Upper alert threshold of the estimate, from the realized metric on reference chunks.",
+            [*M, "metric"],
+            registry=r,
+        )
+        self.estimated_alert = Gauge(
+            "model_estimated_performance_alert",
+            "1 when the last window's estimate left its reference thresholds.",
+            [*M, "metric"],
+            registry=r,
+        )
         self.window_samples = Gauge(
             "drift_detector_window_samples", "Rows in the open window.", M, registry=r
         )
@@ -153,6 +177,7 @@ class Metrics:
                 self.prediction_detected.labels(m).set(1 if prediction["drifted"] else 0)
             self._record_multivariate(result.get("multivariate"))
             self._record_segments(result.get("segments") or [])
+            self._record_estimated(result.get("estimated_performance"))
             self.record_performance(result.get("performance") or {})
             self.checks.labels(m).inc()
             self.check_duration.labels(m).observe(duration)
@@ -175,6 +200,16 @@ class Metrics:
             detected = seg["dataset_drift"]
             self.segment_share.labels(*labels).set(_number(seg["drift_share"]))
             self.segment_detected.labels(*labels).set(float("nan") if detected is None else int(detected))
+
+    def _record_estimated(self, estimated: dict | None) -> None:
+        if estimated is None:  # switched off or not applicable: no series at all
+            return
+        m = self.model_name
+        for metric, est in estimated["metrics"].items():
+            self.estimated_performance.labels(m, metric).set(_number(est["value"]))
+            self.estimated_lower.labels(m, metric).set(est["lower_threshold"])
+            self.estimated_upper.labels(m, metric).set(est["upper_threshold"])
+            self.estimated_alert.labels(m, metric).set(1 if est["alert"] else 0)
 
     def record_performance(self, performance: dict) -> None:
         for metric, value in performance.items():

@@ -69,6 +69,11 @@ def compute(pairs: list[list[Any]], task: str, positive_label: Any, threshold: f
     return classification(pairs, positive_label, threshold)
 
 
+def label_key(value: Any) -> str:
+    """How labels are compared: 1, 1.0 and "1" name the same class."""
+    return str(_label(value))
+
+
 def _label(value: Any) -> Any:
     # 1.0 and 1 name the same class; "1" too.
     if isinstance(value, float) and value.is_integer():

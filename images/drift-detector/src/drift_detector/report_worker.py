@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import html
 import logging
 import os
 import re
@@ -45,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
             extra = job.with_suffix(".json")
             try:
                 results = orjson.loads(extra.read_bytes()) if extra.exists() else {}
-                maker.make(pd.read_parquet(job), out, results.get("multivariate"))
+                maker.make(
+                    pd.read_parquet(job),
+                    out,
+                    results.get("multivariate"),
+                    results.get("estimated_performance"),
+                )
                 LOG.info("report written: %s", out.name)
             except Exception:  # one bad window must not end the worker
                 LOG.exception("report for %s failed", job.name)
@@ -77,7 +83,9 @@ class ReportMaker:
         self.drift_share = spec.get("drift_share", 0.5)
         self.reference = reference
 
-    def make(self, window: pd.DataFrame, out: Path, multivariate: dict | None = None) -> None:
+    def make(
+        self, window: pd.DataFrame, out: Path, multivariate: dict | None = None, estimated: dict | None = None
+    ) -> None:
         # The columns of this window (the service leaves out features with no value in it).
         columns = [c for c in self.spec if c in window.columns and c in self.reference.columns]
         definition = self._definition(
@@ -98,8 +106,12 @@ class ReportMaker:
         snapshot = self._report([preset]).run(current, reference)
         tmp = out.with_suffix(".tmp")
         snapshot.save_html(str(tmp))
+        page = tmp.read_text(encoding="utf-8")
+        if estimated is not None:  # inserted first, so it ends up below the multivariate section
+            page = with_estimated_performance_section(page, estimated)
         if multivariate is not None:
-            tmp.write_text(with_multivariate_section(tmp.read_text(encoding="utf-8"), multivariate), "utf-8")
+            page = with_multivariate_section(page, multivariate)
+        tmp.write_text(page, "utf-8")
         os.replace(tmp, out)
 
 
@@ -119,6 +131,36 @@ def with_multivariate_section(page: str, multivariate: dict) -> str:
     match = re.search(r"<body[^>]*>", page)
     at = match.end() if match else 0
     return page[:at] + section + page[at:]
+
+
+def with_estimated_performance_section(page: str, estimated: dict) -> str:
+    """Evidently has no label-free performance estimate: a table at the top of its page shows CBPE's."""
+    rows = "".join(_estimate_row(name, m) for name, m in estimated["metrics"].items())
+    calibration = "isotonic-calibrated scores" if estimated.get("calibrated") else "the scores as they are"
+    section = (
+        '<section id="estimated-performance" style="font-family:sans-serif;margin:16px;padding:12px;'
+        'border:1px solid #ccc;border-radius:6px">'
+        "<h2>Estimated performance (CBPE, no labels needed)</h2>"
+        "<table><tr><th>metric</th><th>estimated</th><th>thresholds</th><th>alert</th><th>realized</th></tr>"
+        f"{rows}</table>"
+        f"<p>Estimated from {calibration}: each row's calibrated score is its chance of being positive, "
+        "which gives an expected confusion matrix. Thresholds come from the realized metric on reference "
+        "chunks of the window size; realized values come from labelled feedback, once labels arrive.</p>"
+        "</section>"
+    )
+    match = re.search(r"<body[^>]*>", page)
+    at = match.end() if match else 0
+    return page[:at] + section + page[at:]
+
+
+def _estimate_row(name: str, metric: dict) -> str:
+    value = "-" if metric["value"] is None else f"{metric['value']:.4f}"
+    realized = f"{metric['realized']:.4f}" if metric.get("realized") is not None else "-"
+    return (
+        f"<tr><td>{html.escape(name)}</td><td>{value}</td>"
+        f"<td>{metric['lower_threshold']:.4f} .. {metric['upper_threshold']:.4f}</td>"
+        f"<td>{'yes' if metric['alert'] else 'no'}</td><td>{realized}</td></tr>"
+    )
 
 
 def retain(directory: Path, max_count: int, max_bytes: int) -> None:

@@ -35,13 +35,17 @@ class Reports:
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
-    def submit(self, seq: int, frame: pd.DataFrame, multivariate: dict | None = None) -> str:
+    def submit(
+        self, seq: int, frame: pd.DataFrame, multivariate: dict | None = None, estimated: dict | None = None
+    ) -> str:
         """Queue a report of this window; returns the file name it will have. The window's multivariate
-        result, if any, goes beside it as JSON (written first: the worker picks up the parquet)."""
+        and estimated performance results, if any, go beside it as JSON (written first: the worker picks
+        up the parquet)."""
         name = f"drift-report-w{seq:06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.html"
         self.queue_dir.mkdir(parents=True, exist_ok=True)
-        if multivariate is not None:
-            (self.queue_dir / (name + ".json")).write_bytes(orjson.dumps({"multivariate": multivariate}))
+        extra = {k: v for k, v in (("multivariate", multivariate), ("estimated_performance", estimated)) if v}
+        if extra:
+            (self.queue_dir / (name + ".json")).write_bytes(orjson.dumps(extra))
         tmp = self.queue_dir / (name + ".tmp")
         try:
             frame.to_parquet(tmp, index=False)
