@@ -317,8 +317,10 @@ class Demo:
                 ],
             ],
             ["drifted features (last window)", *[features_cell(p) for p in self.phases]],
+            ["multivariate drift (PCA)", *[multivariate_cell(p) for p in self.phases]],
             ["alerts firing (Prometheus API)", *[", ".join(p.alerts_firing) or "none" for p in self.phases]],
             ["retrain controller", *[decision_cell(p, stack) for p in self.phases]],
+            ["accuracy estimated, no labels (CBPE)", *[estimated_accuracy_cell(p) for p in self.phases]],
             ["model quality (feedback)", *[quality_cell(p) for p in self.phases]],
             ["Evidently reports", *[reports_cell(p) for p in self.phases]],
         ]
@@ -395,6 +397,33 @@ def features_cell(p: PhaseRecord) -> str:
         return f"0 of {total}"
     shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
     return f"{len(names)} of {total}: {shown}"
+
+
+def multivariate_cell(p: PhaseRecord) -> str:
+    """Windows whose reconstruction error left the reference band, and the last error against it."""
+    checked = [w["multivariate"] for w in p.windows if w.get("multivariate")]
+    if not checked:
+        return "off"
+    last = checked[-1]
+    drifted = sum(bool(m["drift_detected"]) for m in checked)
+    band = f"{last['lower_threshold']:.2f}-{last['upper_threshold']:.2f}"
+    return f"{drifted} of {len(checked)} windows; last error {last['value']:.2f} (band {band})"
+
+
+def estimated_accuracy_cell(p: PhaseRecord) -> str:
+    """The last window's label-free accuracy estimate; the row below it has the accuracy from feedback.
+
+    The result's own `realized` value is left out: it covers the labels that had arrived when the window
+    was checked, which in the demo trail the traffic by about a window.
+    """
+    estimates = [w["estimated_performance"] for w in p.windows if w.get("estimated_performance")]
+    if not estimates:
+        return "off"
+    accuracy = estimates[-1]["metrics"]["accuracy"]
+    text = f"{accuracy['value']:.3f} (last window)"
+    if accuracy["alert"]:
+        text += f", below the reference band ({accuracy['lower_threshold']:.3f})"
+    return text
 
 
 def decision_cell(p: PhaseRecord, stack: Stack) -> str:

@@ -97,6 +97,8 @@ def test_demo_tells_the_whole_story_and_cleans_up(tmp_path):
     assert "would create (dry run)" in text  # the summary table
     for line in ("windows checked", "alerts firing (Prometheus API)", "model quality (feedback)"):
         assert line in text
+    for line in ("multivariate drift (PCA)", "accuracy estimated, no labels (CBPE)"):
+        assert line in text
     assert (run_dir / "retrainer-jobs.yaml").stat().st_size > 0
     assert processes_using(run_dir) == []
 
