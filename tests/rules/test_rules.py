@@ -44,7 +44,7 @@ def test_promtool_suite(rules_dir, suite):
 
 def test_alert_conventions(rule):
     alerts = alerts_of(rule["spec"])
-    assert len(alerts) == 14
+    assert len(alerts) == 15
     for name, spec in alerts.items():
         assert NAME.match(name), name
         assert spec["labels"]["severity"] in SEVERITIES, name
@@ -191,6 +191,7 @@ def test_a_group_whose_alerts_are_all_off_is_left_out(tmp_path):
         "KServeModelDataDriftDetected",
         "KServeModelDriftShareCritical",
         "KServeModelMultivariateDrift",
+        "KServeModelSegmentDrift",
         "KServeModelPredictionDrift",
         "KServeModelEstimatedPerformanceLow",
     )
