@@ -282,9 +282,9 @@ def get(base: str, path: str) -> dict:
 def test_chart_rules_evaluate_cleanly_on_the_images_series(prometheus):
     """Every rule of the chart evaluates without error (no many-to-many joins at run time), and the
     synthetic traffic raises exactly the alerts it should: dataset drift (2 of 3 features drifted),
-    multivariate drift, drift in segment a, prediction drift, an estimated accuracy below its threshold, an error ratio of
-    50% and 0.25 data quality violations per row; the drift detector is found by its job and namespace,
-    so no absent() alert."""
+    multivariate drift, drift in segment a, prediction drift, an estimated accuracy below its
+    threshold, an error ratio of 50% and 0.25 data quality violations per row; the drift detector is
+    found by its job and namespace, so no absent() alert."""
     expected = {
         "KServeModelDataDriftDetected",
         "KServeModelMultivariateDrift",

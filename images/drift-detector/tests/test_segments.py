@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from drift_detector.metrics import Metrics
+from drift_detector.report_worker import with_segments_section
 from drift_detector.stats import DriftInputError, ReferenceProfile, infer_column_specs
 from drift_detector.stats.segments import OTHER, SegmentProfiles
 
@@ -134,3 +135,16 @@ def test_service_reports_segments_in_the_result_and_metrics(make_server, tmp_pat
     metric = server.metric("model_segment_drift_share", segment_column="region", segment_value="north")
     assert metric == pytest.approx(segments["north"]["drift_share"])
     assert server.metric("model_segment_drift_detected", segment_column="region", segment_value="north") == 1
+
+
+def test_report_section_lists_every_segment_with_its_verdict():
+    segments = [
+        {"column": "region", "value": "north", "rows": 120, "checked": True, "drift_share": 2 / 3,
+         "n_drifted": 2, "dataset_drift": True},
+        {"column": "region", "value": "<south>", "rows": 12, "checked": False, "drift_share": None,
+         "n_drifted": None, "dataset_drift": None},
+    ]  # fmt: skip
+    page = with_segments_section("<html><body><div>evidently</div></body></html>", segments)
+    assert page.index('<section id="segment-drift"') == page.index("<body>") + len("<body>")
+    assert "<td>region</td><td>north</td><td>120</td><td>67% (2)</td><td>yes</td>" in page
+    assert "<td>&lt;south&gt;</td><td>12</td><td>-</td><td>not checked</td>" in page

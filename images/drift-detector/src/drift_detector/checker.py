@@ -292,9 +292,7 @@ class Checker:
         if self.reports is not None and self._want_report(window.seq, result):
             try:
                 report_frame = self._report_frame(frame.drop(columns=list(skip)), window)
-                result["report"] = self.reports.submit(
-                    window.seq, report_frame, result["multivariate"], result["estimated_performance"]
-                )
+                result["report"] = self.reports.submit(window.seq, report_frame, result)
             # Reports are best effort; the check result stands. ValueError/TypeError: pyarrow cannot
             # store a column mixing types (say an unseen text value in a bool column) as parquet.
             except (OSError, ValueError, TypeError) as exc:

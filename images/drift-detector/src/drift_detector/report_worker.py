@@ -46,12 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = job.with_suffix(".json")
             try:
                 results = orjson.loads(extra.read_bytes()) if extra.exists() else {}
-                maker.make(
-                    pd.read_parquet(job),
-                    out,
-                    results.get("multivariate"),
-                    results.get("estimated_performance"),
-                )
+                maker.make(pd.read_parquet(job), out, results)
                 LOG.info("report written: %s", out.name)
             except Exception:  # one bad window must not end the worker
                 LOG.exception("report for %s failed", job.name)
@@ -83,9 +78,9 @@ class ReportMaker:
         self.drift_share = spec.get("drift_share", 0.5)
         self.reference = reference
 
-    def make(
-        self, window: pd.DataFrame, out: Path, multivariate: dict | None = None, estimated: dict | None = None
-    ) -> None:
+    def make(self, window: pd.DataFrame, out: Path, results: dict | None = None) -> None:
+        """Evidently's drift report of `window`, with sections for the check's own `results`
+        (multivariate drift, estimated performance, segments) at the top of the page."""
         # The columns of this window (the service leaves out features with no value in it).
         columns = [c for c in self.spec if c in window.columns and c in self.reference.columns]
         definition = self._definition(
@@ -107,10 +102,16 @@ class ReportMaker:
         tmp = out.with_suffix(".tmp")
         snapshot.save_html(str(tmp))
         page = tmp.read_text(encoding="utf-8")
-        if estimated is not None:  # inserted first, so it ends up below the multivariate section
-            page = with_estimated_performance_section(page, estimated)
-        if multivariate is not None:
-            page = with_multivariate_section(page, multivariate)
+        results = results or {}
+        # Each section goes right after <body>: inserted bottom first, they read top to bottom as
+        # multivariate, estimated performance, segments.
+        for key, section in (
+            ("segments", with_segments_section),
+            ("estimated_performance", with_estimated_performance_section),
+            ("multivariate", with_multivariate_section),
+        ):
+            if results.get(key):
+                page = section(page, results[key])
         tmp.write_text(page, "utf-8")
         os.replace(tmp, out)
 
@@ -128,9 +129,7 @@ def with_multivariate_section(page: str, multivariate: dict) -> str:
         "<p>It measures how far the window's rows lie from the principal components of the reference: "
         "a change in how features go together that per-feature tests can miss.</p></section>"
     )
-    match = re.search(r"<body[^>]*>", page)
-    at = match.end() if match else 0
-    return page[:at] + section + page[at:]
+    return at_top(page, section)
 
 
 def with_estimated_performance_section(page: str, estimated: dict) -> str:
@@ -148,6 +147,38 @@ def with_estimated_performance_section(page: str, estimated: dict) -> str:
         "chunks of the window size; realized values come from labelled feedback, once labels arrive.</p>"
         "</section>"
     )
+    return at_top(page, section)
+
+
+def with_segments_section(page: str, segments: list[dict]) -> str:
+    """Evidently has no per-segment verdict: a table at the top of its page shows each segment's."""
+    rows = "".join(_segment_row(segment) for segment in segments)
+    section = (
+        '<section id="segment-drift" style="font-family:sans-serif;margin:16px;padding:12px;'
+        'border:1px solid #ccc;border-radius:6px">'
+        "<h2>Drift per segment</h2>"
+        "<table><tr><th>column</th><th>segment</th><th>rows</th><th>drifted features</th>"
+        f"<th>dataset drift</th></tr>{rows}</table>"
+        "<p>Each segment's rows against the reference rows of the same segment, with the same tests as "
+        "the whole window; a segment with too few rows in the window is not checked.</p></section>"
+    )
+    return at_top(page, section)
+
+
+def _segment_row(segment: dict) -> str:
+    if segment["checked"]:
+        share = f"{segment['drift_share']:.0%} ({segment['n_drifted']})"
+        verdict = "yes" if segment["dataset_drift"] else "no"
+    else:
+        share, verdict = "-", "not checked"
+    return (
+        f"<tr><td>{html.escape(str(segment['column']))}</td><td>{html.escape(str(segment['value']))}</td>"
+        f"<td>{segment['rows']}</td><td>{share}</td><td>{verdict}</td></tr>"
+    )
+
+
+def at_top(page: str, section: str) -> str:
+    """`page` with `section` right after its <body> tag (at the start when it has none)."""
     match = re.search(r"<body[^>]*>", page)
     at = match.end() if match else 0
     return page[:at] + section + page[at:]

@@ -21,6 +21,8 @@ import orjson
 import pandas as pd
 
 LOG = logging.getLogger(__name__)
+# Result keys the report shows in sections of its own, above Evidently's widgets.
+REPORT_SECTIONS = ("multivariate", "estimated_performance", "segments")
 QUEUE_LIMIT = 4  # windows waiting for a report; older ones are dropped, reports are best effort
 
 
@@ -35,15 +37,14 @@ class Reports:
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
-    def submit(
-        self, seq: int, frame: pd.DataFrame, multivariate: dict | None = None, estimated: dict | None = None
-    ) -> str:
-        """Queue a report of this window; returns the file name it will have. The window's multivariate
-        and estimated performance results, if any, go beside it as JSON (written first: the worker picks
-        up the parquet)."""
+    def submit(self, seq: int, frame: pd.DataFrame, result: dict | None = None) -> str:
+        """Queue a report of this window; returns the file name it will have. The parts of the window's
+        check `result` that Evidently cannot show (REPORT_SECTIONS) go beside it as JSON (written first:
+        the worker picks up the parquet)."""
         name = f"drift-report-w{seq:06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.html"
         self.queue_dir.mkdir(parents=True, exist_ok=True)
-        extra = {k: v for k, v in (("multivariate", multivariate), ("estimated_performance", estimated)) if v}
+        result = result or {}
+        extra = {key: result[key] for key in REPORT_SECTIONS if result.get(key)}
         if extra:
             (self.queue_dir / (name + ".json")).write_bytes(orjson.dumps(extra))
         tmp = self.queue_dir / (name + ".tmp")
