@@ -12,12 +12,9 @@ Prints a markdown table of median milliseconds per window.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,12 +23,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmarks' helpers
 from bench_drift_check import make_frame
-from bench_multivariate import median_ms
+from bench_multivariate import median_ms, nannyml_times
 from drift_detector.stats import ReferenceProfile, infer_column_specs
 from drift_detector.stats.cbpe import METRICS, PerformanceEstimator
 from drift_detector.stats.multivariate import ReconstructionModel
 
-NANNYML_PYTHON = Path(__file__).resolve().parents[3] / "build" / "nannyml-venv" / "bin" / "python"
 # Timed inside NannyML's venv: fit once, then estimate() on the window, repeats times.
 NANNYML_TIMER = """
 import json, os, sys, time
@@ -71,29 +67,6 @@ def scored(frame: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, n
     return 1 / (1 + np.exp(-3 * x)), rng.uniform(size=len(x)) < 1 / (1 + np.exp(-x))
 
 
-def nannyml_times(reference: pd.DataFrame, window: pd.DataFrame, repeats: int) -> dict | None:
-    if not NANNYML_PYTHON.exists():
-        print(
-            "bench: no build/nannyml-venv (run the parity tests once): NannyML row skipped", file=sys.stderr
-        )
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        ref_path, win_path = Path(tmp) / "reference.parquet", Path(tmp) / "window.parquet"
-        reference.to_parquet(ref_path)
-        window.to_parquet(win_path)
-        print("bench: timing NannyML's CBPE in its own venv (its import takes a while)", file=sys.stderr)
-        done = subprocess.run(
-            [str(NANNYML_PYTHON), "-c", NANNYML_TIMER, str(ref_path), str(win_path), str(repeats)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if done.returncode != 0:
-        print(f"bench: NannyML run failed: {done.stderr[-500:]}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
     args = parse_args()
     rng = np.random.default_rng(args.seed)
@@ -116,6 +89,8 @@ def main() -> int:
         pd.DataFrame({"score": ref_scores, "target": ref_target.astype(int)}),
         pd.DataFrame({"score": win_scores}),
         max(3, args.repeats // 3),
+        NANNYML_TIMER,
+        "NannyML's CBPE",
     )
 
     print(

@@ -69,7 +69,11 @@ def median_ms(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
 
 
-def nannyml_times(reference, window, repeats: int) -> dict | None:
+def nannyml_times(
+    reference, window, repeats: int, timer: str = NANNYML_TIMER, what: str = "NannyML"
+) -> dict | None:
+    """`timer` (a script taking reference, window and repeats) run by build/nannyml-venv's Python: its
+    JSON last line, or None (said on stderr) when that venv is missing or the run fails."""
     if not NANNYML_PYTHON.exists():
         print(
             "bench: no build/nannyml-venv (run the parity tests once): NannyML row skipped", file=sys.stderr
@@ -79,9 +83,9 @@ def nannyml_times(reference, window, repeats: int) -> dict | None:
         ref_path, win_path = Path(tmp) / "reference.parquet", Path(tmp) / "window.parquet"
         reference.to_parquet(ref_path)
         window.to_parquet(win_path)
-        print("bench: timing NannyML in its own venv (its import takes a while)", file=sys.stderr)
+        print(f"bench: timing {what} in its own venv (its import takes a while)", file=sys.stderr)
         done = subprocess.run(
-            [str(NANNYML_PYTHON), "-c", NANNYML_TIMER, str(ref_path), str(win_path), str(repeats)],
+            [str(NANNYML_PYTHON), "-c", timer, str(ref_path), str(win_path), str(repeats)],
             capture_output=True,
             text=True,
             check=False,
