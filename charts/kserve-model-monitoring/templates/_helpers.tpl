@@ -154,3 +154,22 @@ The /tmp emptyDir that every read-only-root container gets.
 - name: tmp
   mountPath: /tmp
 {{- end -}}
+
+{{/*
+Kinds of the prometheus-operator objects this release renders (a JSON list): they need the
+monitoring.coreos.com CRDs in the cluster. Gated by values flags, never by .Capabilities, since the
+CRDs may arrive in the same release (the bundled kube-prometheus-stack).
+*/}}
+{{- define "kmm.operatorKinds" -}}
+{{- $kinds := list -}}
+{{- if .Values.predictor.metrics.podMonitor.enabled -}}
+{{- $kinds = append $kinds "PodMonitor" -}}
+{{- end -}}
+{{- if and .Values.driftDetector.enabled .Values.driftDetector.metrics.serviceMonitor.enabled -}}
+{{- $kinds = append $kinds "ServiceMonitor" -}}
+{{- end -}}
+{{- if .Values.prometheusRule.enabled -}}
+{{- $kinds = append $kinds "PrometheusRule" -}}
+{{- end -}}
+{{- toJson $kinds -}}
+{{- end -}}
