@@ -95,10 +95,19 @@ ServiceAccount name of a component: (dict "context" . "component" "drift-detecto
 {{- end -}}
 
 {{/*
+Fully qualified name of a Service in the release namespace: (dict "context" . "service" "name").
+Fully qualified, since the payload logger's agent resolves it from the predictor pod, which may
+use another search path; the cluster's DNS domain is `clusterDomain`.
+*/}}
+{{- define "kmm.serviceHost" -}}
+{{- printf "%s.%s.svc.%s" .service .context.Release.Namespace .context.Values.clusterDomain -}}
+{{- end -}}
+
+{{/*
 In-cluster base URL of the drift detector Service (no trailing slash).
 */}}
 {{- define "kmm.driftDetectorURL" -}}
-{{- printf "http://%s.%s.svc.cluster.local:%v" (include "kmm.componentName" (dict "context" . "component" "drift-detector")) .Release.Namespace .Values.driftDetector.service.port -}}
+{{- printf "http://%s:%v" (include "kmm.serviceHost" (dict "context" . "service" (include "kmm.componentName" (dict "context" . "component" "drift-detector")))) .Values.driftDetector.service.port -}}
 {{- end -}}
 
 {{/*
@@ -135,7 +144,7 @@ release name plus `-kube-prometheus-stack` (unless the release name contains it)
 {{- $fullname = printf "%s-%s" .Release.Name $name | trunc 26 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
-{{- printf "http://%s-prometheus.%s.svc.cluster.local:9090" $fullname .Release.Namespace -}}
+{{- printf "http://%s:9090" (include "kmm.serviceHost" (dict "context" . "service" (printf "%s-prometheus" $fullname))) -}}
 {{- else -}}
 {{- fail "retrainer.prometheus.url is required when kube-prometheus-stack.enabled=false" -}}
 {{- end -}}
