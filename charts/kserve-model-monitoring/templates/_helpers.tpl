@@ -62,6 +62,21 @@ app.kubernetes.io/part-of: {{ include "kmm.name" .context }}
 {{- end -}}
 
 {{/*
+Labels of a pod template: (dict "context" . "component" "drift-detector" "image" .Values.driftDetector.image).
+No chart version: a pod template that changes restarts the pod, so a chart bump alone must not change
+it. The version is the image tag the pod runs.
+*/}}
+{{- define "kmm.podLabels" -}}
+{{ include "kmm.selectorLabels" . }}
+app.kubernetes.io/version: {{ default .context.Chart.AppVersion .image.tag | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .context.Release.Service }}
+app.kubernetes.io/part-of: {{ include "kmm.name" .context }}
+{{- with .context.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
 Name of the monitored InferenceService: the `model_name` label of every series.
 */}}
 {{- define "kmm.modelName" -}}
