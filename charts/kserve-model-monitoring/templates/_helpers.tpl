@@ -93,9 +93,24 @@ release: {{ default .Release.Name .Values.monitoring.releaseLabel | quote }}
 
 {{/*
 Image reference: (dict "context" . "image" .Values.driftDetector.image); the tag defaults to appVersion.
+`global.imageRegistry` replaces the repository's registry (its first part when that has a dot or a
+port, or is localhost; Docker Hub names have none, so the mirror goes in front). A digest pins it.
 */}}
 {{- define "kmm.image" -}}
-{{- printf "%s:%s" .image.repository (default .context.Chart.AppVersion .image.tag) -}}
+{{- $repository := .image.repository -}}
+{{- with (.context.Values.global).imageRegistry -}}
+{{- $parts := splitList "/" $repository -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq "localhost" $first)) -}}
+{{- $parts = rest $parts -}}
+{{- end -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) (join "/" $parts) -}}
+{{- end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (default .context.Chart.AppVersion .image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
