@@ -212,3 +212,19 @@ CRDs may arrive in the same release (the bundled kube-prometheus-stack).
 {{- end -}}
 {{- toJson $kinds -}}
 {{- end -}}
+
+{{/*
+A security context: (dict "base" .Values.podSecurityContext "override" .Values.driftDetector.podSecurityContext).
+The component's keys win; a key it sets to null is dropped (OpenShift assigns its own uid).
+*/}}
+{{- define "kmm.securityContext" -}}
+{{- $merged := deepCopy .base -}}
+{{- range $key, $value := .override -}}
+{{- if kindIs "invalid" $value -}}
+{{- $_ := unset $merged $key -}}
+{{- else -}}
+{{- $_ := set $merged $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $merged -}}
+{{- end -}}
