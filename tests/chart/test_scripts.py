@@ -32,7 +32,10 @@ def test_chart_render_prints_the_default_render_and_names_the_stand_in():
 
 def test_chart_render_takes_a_values_file(tmp_path):
     values = tmp_path / "values.yaml"
-    values.write_text("modelName: churn\nretrainer:\n  enabled: true\n  job:\n    image: train:1\n")
+    values.write_text(
+        "modelName: churn\nretrainer:\n  enabled: true\n  job:\n    image: train:1\n"
+        "  prometheus:\n    url: http://prometheus-operated.monitoring.svc:9090\n"
+    )
     result = render(str(values))
     assert result.returncode == 0, result.stderr
     docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]

@@ -91,7 +91,11 @@ def variable_selectors(dashboard: dict) -> list[tuple[str, str]]:
 
 def rule_expressions() -> list[tuple[str, str]]:
     docs = render_chart(
-        set_values={"retrainer.enabled": True, "retrainer.job.image": "registry.example.test/t:1"}
+        set_values={
+            "retrainer.enabled": True,
+            "retrainer.job.image": "registry.example.test/t:1",
+            "retrainer.prometheus.url": "http://prometheus-operated.monitoring.svc:9090",
+        }
     )
     rule = next(d for d in docs if d["kind"] == "PrometheusRule")
     return [
@@ -175,6 +179,8 @@ def test_images_export_the_metrics_dashboards_and_rules_read(image, family, ever
 
 
 def test_rendered_configmaps_hold_the_dashboards_verbatim():
-    docs = render_chart(show_only="templates/grafana/dashboards.yaml")
+    docs = render_chart(
+        set_values={"grafanaDashboards.enabled": True}, show_only="templates/grafana/dashboards.yaml"
+    )
     rendered = {k: json.loads(v) for d in docs for k, v in d["data"].items()}
     assert rendered == {p.name: load(p) for p in dashboard_files()}

@@ -14,9 +14,9 @@ import json
 
 import pytest
 import yaml
-from chartlib import prepared_chart, render_chart, scenario_files
-from helm_cli import helm
-from kube_harness import settle_empty, strict_dry_run_create, wait_for
+from chartlib import BASE_VALUES, prepared_chart, render_chart, scenario_files
+from helm_cli import helm, helm_result
+from kube_harness import RESTRICTED, create_namespace, settle_empty, strict_dry_run_create, wait_for
 from kubernetes import client
 from kubernetes.dynamic.exceptions import NotFoundError
 
@@ -160,3 +160,66 @@ def test_scenario_installs_upgrades_and_uninstalls(cluster, admin, crds, namespa
     assert settle_empty(lambda: leftovers(dynamic, kinds, namespaces, release)) == []
     for doc in objects + upgraded:
         assert live(dynamic, doc) is None, f"{identity(doc)} left behind"
+
+
+def install(cluster, release: str, namespace: str, values: dict) -> list[dict]:
+    """helm install of the default scenario with `values` set; returns the objects it rendered."""
+    set_json = [arg for key, value in values.items() for arg in ("--set-json", f"{key}={json.dumps(value)}")]
+    helm(
+        cluster,
+        "install",
+        release,
+        str(prepared_chart()),
+        "-n",
+        namespace,
+        "--values",
+        str(BASE_VALUES),
+        *set_json,
+    )
+    return [d for d in rendered(BASE_VALUES, release, namespace, values) if not is_hook(d)]
+
+
+def test_model_releases_side_by_side_and_uninstalling_one_leaves_the_others_whole(
+    cluster, admin, crds, namespace
+):
+    """The catalog shape: one release per model. Two releases in one namespace (the first ships the
+    shared dashboards) and the second's name again in another namespace install side by side with no
+    object in common; a second release shipping the dashboards is refused rather than taking them
+    over; uninstalling a model release leaves every object of the others, dashboards included."""
+    other = create_namespace(admin, "t", RESTRICTED)
+    dynamic = cluster.dynamic_admin()
+    try:
+        releases = {
+            ("kmm-a", namespace): install(cluster, "kmm-a", namespace, {"grafanaDashboards.enabled": True}),
+            ("kmm-b", namespace): install(cluster, "kmm-b", namespace, {}),
+            ("kmm-b", other): install(cluster, "kmm-b", other, {}),
+        }
+        owner: dict[tuple[str, str, str], tuple[str, str]] = {}
+        for key, objects in releases.items():
+            for doc in objects:
+                assert identity(doc) not in owner, (
+                    f"{identity(doc)} rendered by {owner[identity(doc)]} and {key}"
+                )
+                owner[identity(doc)] = key
+        assert any(kind == "ConfigMap" and "-dashboard-" in name for kind, _, name in owner)
+
+        second = ["--values", str(BASE_VALUES), "--set", "grafanaDashboards.enabled=true"]
+        refused = helm_result(cluster, "install", "kmm-c", str(prepared_chart()), "-n", namespace, *second)
+        assert refused.returncode != 0, "a second release took over the shared dashboards"
+        assert "invalid ownership metadata" in refused.stderr, refused.stderr
+
+        uninstalled = ("kmm-b", namespace)
+        helm(cluster, "uninstall", "kmm-b", "-n", namespace)
+        for doc in releases[uninstalled]:
+            wait_gone(dynamic, doc, "after its release was uninstalled")
+        for key, objects in releases.items():
+            if key == uninstalled:
+                continue
+            for doc in objects:
+                stored = live(dynamic, doc)
+                assert stored is not None, f"{identity(doc)} of {key} gone with another release"
+                assert stored["metadata"]["labels"][INSTANCE_LABEL] == key[0]
+    finally:
+        for release, ns in (("kmm-a", namespace), ("kmm-b", other)):
+            helm_result(cluster, "uninstall", release, "-n", ns)
+        client.CoreV1Api(admin).delete_namespace(other)

@@ -62,6 +62,21 @@ app.kubernetes.io/part-of: {{ include "kmm.name" .context }}
 {{- end -}}
 
 {{/*
+Labels of a pod template: (dict "context" . "component" "drift-detector" "image" .Values.driftDetector.image).
+No chart version: a pod template that changes restarts the pod, so a chart bump alone must not change
+it. The version is the image tag the pod runs.
+*/}}
+{{- define "kmm.podLabels" -}}
+{{ include "kmm.selectorLabels" . }}
+app.kubernetes.io/version: {{ default .context.Chart.AppVersion .image.tag | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .context.Release.Service }}
+app.kubernetes.io/part-of: {{ include "kmm.name" .context }}
+{{- with .context.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
 Name of the monitored InferenceService: the `model_name` label of every series.
 */}}
 {{- define "kmm.modelName" -}}
@@ -78,9 +93,24 @@ release: {{ default .Release.Name .Values.monitoring.releaseLabel | quote }}
 
 {{/*
 Image reference: (dict "context" . "image" .Values.driftDetector.image); the tag defaults to appVersion.
+`global.imageRegistry` replaces the repository's registry (its first part when that has a dot or a
+port, or is localhost; Docker Hub names have none, so the mirror goes in front). A digest pins it.
 */}}
 {{- define "kmm.image" -}}
-{{- printf "%s:%s" .image.repository (default .context.Chart.AppVersion .image.tag) -}}
+{{- $repository := .image.repository -}}
+{{- with (.context.Values.global).imageRegistry -}}
+{{- $parts := splitList "/" $repository -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq "localhost" $first)) -}}
+{{- $parts = rest $parts -}}
+{{- end -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) (join "/" $parts) -}}
+{{- end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (default .context.Chart.AppVersion .image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -95,10 +125,19 @@ ServiceAccount name of a component: (dict "context" . "component" "drift-detecto
 {{- end -}}
 
 {{/*
+Fully qualified name of a Service in the release namespace: (dict "context" . "service" "name").
+Fully qualified, since the payload logger's agent resolves it from the predictor pod, which may
+use another search path; the cluster's DNS domain is `clusterDomain`.
+*/}}
+{{- define "kmm.serviceHost" -}}
+{{- printf "%s.%s.svc.%s" .service .context.Release.Namespace .context.Values.clusterDomain -}}
+{{- end -}}
+
+{{/*
 In-cluster base URL of the drift detector Service (no trailing slash).
 */}}
 {{- define "kmm.driftDetectorURL" -}}
-{{- printf "http://%s.%s.svc.cluster.local:%v" (include "kmm.componentName" (dict "context" . "component" "drift-detector")) .Release.Namespace .Values.driftDetector.service.port -}}
+{{- printf "http://%s:%v" (include "kmm.serviceHost" (dict "context" . "service" (include "kmm.componentName" (dict "context" . "component" "drift-detector")))) .Values.driftDetector.service.port -}}
 {{- end -}}
 
 {{/*
@@ -135,7 +174,7 @@ release name plus `-kube-prometheus-stack` (unless the release name contains it)
 {{- $fullname = printf "%s-%s" .Release.Name $name | trunc 26 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
-{{- printf "http://%s-prometheus.%s.svc.cluster.local:9090" $fullname .Release.Namespace -}}
+{{- printf "http://%s:9090" (include "kmm.serviceHost" (dict "context" . "service" (printf "%s-prometheus" $fullname))) -}}
 {{- else -}}
 {{- fail "retrainer.prometheus.url is required when kube-prometheus-stack.enabled=false" -}}
 {{- end -}}
@@ -153,4 +192,39 @@ The /tmp emptyDir that every read-only-root container gets.
 {{- define "kmm.tmpVolumeMount" -}}
 - name: tmp
   mountPath: /tmp
+{{- end -}}
+
+{{/*
+Kinds of the prometheus-operator objects this release renders (a JSON list): they need the
+monitoring.coreos.com CRDs in the cluster. Gated by values flags, never by .Capabilities, since the
+CRDs may arrive in the same release (the bundled kube-prometheus-stack).
+*/}}
+{{- define "kmm.operatorKinds" -}}
+{{- $kinds := list -}}
+{{- if .Values.predictor.metrics.podMonitor.enabled -}}
+{{- $kinds = append $kinds "PodMonitor" -}}
+{{- end -}}
+{{- if and .Values.driftDetector.enabled .Values.driftDetector.metrics.serviceMonitor.enabled -}}
+{{- $kinds = append $kinds "ServiceMonitor" -}}
+{{- end -}}
+{{- if .Values.prometheusRule.enabled -}}
+{{- $kinds = append $kinds "PrometheusRule" -}}
+{{- end -}}
+{{- toJson $kinds -}}
+{{- end -}}
+
+{{/*
+A security context: (dict "base" .Values.podSecurityContext "override" .Values.driftDetector.podSecurityContext).
+The component's keys win; a key it sets to null is dropped (OpenShift assigns its own uid).
+*/}}
+{{- define "kmm.securityContext" -}}
+{{- $merged := deepCopy .base -}}
+{{- range $key, $value := .override -}}
+{{- if kindIs "invalid" $value -}}
+{{- $_ := unset $merged $key -}}
+{{- else -}}
+{{- $_ := set $merged $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $merged -}}
 {{- end -}}

@@ -28,6 +28,9 @@ Labels and annotations of one alert: (dict "root" . "name" "KServeModelX" "cfg" 
 {{- define "kmm.rules.meta" -}}
 {{- $p := .root.Values.prometheusRule -}}
 for: {{ .cfg.for }}
+{{- with .cfg.keepFiringFor }}
+keep_firing_for: {{ . }}
+{{- end }}
 labels:
   severity: {{ .cfg.severity }}
   {{- with $p.additionalRuleLabels }}
@@ -36,12 +39,12 @@ labels:
   {{- with .cfg.labels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
+{{- /* chart-wide extras, then this alert's own, win over the chart's summary, description and runbook_url */}}
+{{- $annotations := dict "summary" .summary "description" .description "runbook_url" (printf "%s/%s.md" (trimSuffix "/" $p.runbookBaseUrl) .name) }}
+{{- $annotations = mergeOverwrite $annotations (deepCopy ($p.additionalRuleAnnotations | default dict)) (deepCopy (.cfg.annotations | default dict)) }}
 annotations:
-  summary: {{ .summary | quote }}
-  description: {{ .description | quote }}
-  runbook_url: {{ printf "%s%s.md" (trimSuffix "/" $p.runbookBaseUrl) (printf "/%s" .name) | quote }}
-  {{- with $p.additionalRuleAnnotations }}
-  {{- toYaml . | nindent 2 }}
+  {{- range $key, $value := $annotations }}
+  {{ $key }}: {{ $value | quote }}
   {{- end }}
 {{- end -}}
 
