@@ -103,7 +103,8 @@ go_module_tool() {
 install_unittest_plugin() {
   local dir="$TOOLS/helm-plugins/unittest"
   mkdir -p "$dir"
-  ln -sf "$BIN/helm-unittest" "$dir/untt"
+  # Relative: a worktree that links to this .tools must not leave its own path in the shared plugin.
+  ln -sfr "$BIN/helm-unittest" "$dir/untt"
   cat >"$dir/plugin.yaml" <<EOF
 name: "unittest"
 version: "${HELM_UNITTEST_VERSION#v}"
@@ -218,7 +219,7 @@ install_checkov() {
   say "installing checkov $CHECKOV_VERSION into .tools/checkov"
   "$PYTHON" -m venv "$TOOLS/checkov"
   pip_install "$TOOLS/checkov/bin/pip" "checkov==$CHECKOV_VERSION"
-  ln -sf "$TOOLS/checkov/bin/checkov" "$BIN/checkov"
+  ln -sfr "$TOOLS/checkov/bin/checkov" "$BIN/checkov"
   stamp "checkov-$CHECKOV_VERSION"
   say "built checkov $CHECKOV_VERSION in $((SECONDS - start))s"
 }
