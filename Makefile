@@ -117,11 +117,11 @@ dashboards-test: setup-demo ## lint every dashboard, check the chart copies are 
 	$(PYTEST) tests/dashboards
 
 .PHONY: test-e2e
-test-e2e: setup-demo setup-kube demo-model ## predictor, drift detector, retrainer, Prometheus with the chart's rules; kube-apiserver for the retrain guard
+test-e2e: setup-demo setup-kube demo-model ## predictor behind KServe's agent, drift detector, retrainer, Prometheus with the chart's rules; kube-apiserver for the retrain guard
 	$(PYTEST) tests/e2e
 
 .PHONY: test-k8s
-test-k8s: setup-demo setup-kube setup-kserve-manager ## real kube-apiserver + etcd: helm install the chart, retrainer RBAC enforced
+test-k8s: setup-demo setup-kube setup-kserve-manager ## kube-apiserver, etcd, kube-controller-manager and KServe's manager + webhooks: helm install reconciled by KServe, restricted PSS, retrainer RBAC
 	$(PYTEST) tests/k8s
 
 # --- demo ---------------------------------------------------------------------------------------
