@@ -193,6 +193,16 @@ class Process:
 
 
 def wait_until(what: str, process: Process, probe, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+    """Wait for a starting `process` to pass `probe`; when it never does (or the wait is interrupted),
+    stop it before raising, so a failed start-up leaves nothing running."""
+    try:
+        _wait_for_probe(what, process, probe, timeout)
+    except BaseException:
+        process.stop()
+        raise
+
+
+def _wait_for_probe(what: str, process: Process, probe, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.running():
@@ -318,7 +328,6 @@ def start_cluster(directory: Path) -> tuple[Cluster, Process]:
     try:
         wait_until("/readyz", apiserver, ready)
     except BaseException:
-        apiserver.stop()
         etcd.stop()
         raise
     return Cluster(server, pki.ca_cert, kubeconfig, apiserver, directory, pki), etcd
@@ -354,11 +363,7 @@ def start_controller_manager(cluster: Cluster) -> Process:
         except client.ApiException:
             return False
 
-    try:
-        wait_until("the default ServiceAccount", manager, default_service_account_exists, timeout=60)
-    except BaseException:
-        manager.stop()
-        raise
+    wait_until("the default ServiceAccount", manager, default_service_account_exists, timeout=60)
     return manager
 
 

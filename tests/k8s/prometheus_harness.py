@@ -59,11 +59,7 @@ def start_prometheus(directory: Path, openmetrics: str) -> Prometheus:
         except OSError:
             return False
 
-    try:
-        wait_until("/-/ready", process, ready, timeout=60)
-    except BaseException:
-        process.stop()
-        raise
+    wait_until("/-/ready", process, ready, timeout=60)
     return Prometheus(url, process)
 
 

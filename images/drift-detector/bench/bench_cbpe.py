@@ -11,8 +11,6 @@ Prints a markdown table of median milliseconds per window.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import sys
 import time
@@ -23,7 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmarks' helpers
 from bench_drift_check import make_frame
-from bench_multivariate import median_ms, nannyml_times
+from bench_multivariate import median_ms, nannyml_times, parse_args
 from drift_detector.stats import ReferenceProfile, infer_column_specs
 from drift_detector.stats.cbpe import METRICS, PerformanceEstimator
 from drift_detector.stats.multivariate import ReconstructionModel
@@ -49,18 +47,6 @@ print(json.dumps({"fit": fit, "times": times, "accuracy": float(result[("accurac
 """
 
 
-def parse_args() -> argparse.Namespace:
-    env = os.environ.get
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--reference-rows", type=int, default=int(env("BENCH_REFERENCE_ROWS", "50000")))
-    parser.add_argument("--window-rows", type=int, default=int(env("BENCH_WINDOW_ROWS", "1000")))
-    parser.add_argument("--repeats", type=int, default=int(env("BENCH_REPEATS", "30")))
-    parser.add_argument("--seed", type=int, default=int(env("BENCH_SEED", "42")))
-    return parser.parse_args()
-
-
 def scored(frame: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A positive rate of sigmoid(x) and a model that says sigmoid(3x): calibration is needed."""
     x = np.nan_to_num(frame["feature_02"].to_numpy(dtype=np.float64))
@@ -68,7 +54,7 @@ def scored(frame: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, n
 
 
 def main() -> int:
-    args = parse_args()
+    args = parse_args(__doc__)
     rng = np.random.default_rng(args.seed)
     reference = make_frame(rng, args.reference_rows, drifted=False)
     window = make_frame(rng, args.window_rows, drifted=True)

@@ -46,10 +46,11 @@ print(json.dumps({"fit": fit, "times": times, "value": value}))
 """
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(description: str | None = __doc__) -> argparse.Namespace:
+    """The flags every drift-engine bench of this image shares (its own docstring as the help)."""
     env = os.environ.get
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--reference-rows", type=int, default=int(env("BENCH_REFERENCE_ROWS", "50000")))
     parser.add_argument("--window-rows", type=int, default=int(env("BENCH_WINDOW_ROWS", "1000")))
