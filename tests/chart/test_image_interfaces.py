@@ -45,7 +45,7 @@ def test_retrainer_accepts_its_config(scenario, scenario_docs, tmp_path):
     from retrain_controller.config import load_settings
 
     docs = scenario_docs[scenario]
-    cronjobs = by_kind(docs, "CronJob")
+    cronjobs = [d for d in by_kind(docs, "CronJob") if d["metadata"]["name"].endswith("-retrainer")]
     if not cronjobs:
         pytest.skip("retrainer disabled in this scenario")
     container = cronjobs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
@@ -54,7 +54,7 @@ def test_retrainer_accepts_its_config(scenario, scenario_docs, tmp_path):
     config_file = tmp_path / "config.yaml"
     config_file.write_text(config_map(docs, "-retrainer")["data"]["config.yaml"])
     settings = load_settings(str(config_file), {})
-    (role,) = by_kind(docs, "Role")
+    (role,) = [d for d in by_kind(docs, "Role") if d["metadata"]["name"].endswith("-retrainer")]
     assert settings.training_namespace == role["metadata"]["namespace"]
     assert settings.release == "kmm"
     assert settings.job["image"]
@@ -101,3 +101,15 @@ def test_drift_detector_config_schema_lists_exactly_the_settings_file_keys():
     settings = {f.name for f in dataclasses.fields(Settings)} - flags
     assert config["additionalProperties"] is False
     assert set(config["properties"]) == settings
+
+
+def test_drift_detector_batch_mode_accepts_the_batch_job_args(scenario_docs):
+    """The batch CronJob's arguments after `batch` parse with the drift detector's own batch parser."""
+    batch = pytest.importorskip(
+        "drift_detector.batch.cli",
+        reason="the drift detector's batch CLI is not in this worktree's .venv yet",
+    )
+    docs = scenario_docs["blob-batch"]
+    (cronjob,) = [d for d in by_kind(docs, "CronJob") if d["metadata"]["name"].endswith("-drift-batch")]
+    args = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    batch.build_parser().parse_args(args[args.index("batch") + 1 :])  # exits on an unknown flag
