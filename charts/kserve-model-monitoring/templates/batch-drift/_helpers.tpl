@@ -77,7 +77,7 @@ spark-submit
 {{- end -}}
 
 {{/*
-Environment for reading the logs: the S3 keys from the logger's Secret (KServe's key names), the
+Environment for reading the logs: the S3 keys from the logger's Secret (the key names KServe reads), the
 endpoint and region. Executors read the objects too, so they get the same list.
 */}}
 {{- define "kmm.batch.storageEnv" -}}
@@ -90,12 +90,12 @@ endpoint and region. Executors read the objects too, so they get the same list.
   valueFrom:
     secretKeyRef:
       name: {{ $secret }}
-      key: awsAccessKeyID
+      key: {{ $b.credentials.accessKeyIdKey }}
 - name: AWS_SECRET_ACCESS_KEY
   valueFrom:
     secretKeyRef:
       name: {{ $secret }}
-      key: awsSecretAccessKey
+      key: {{ $b.credentials.secretAccessKeyKey }}
 {{- end }}
 {{- with $b.s3.endpoint }}
 - name: AWS_ENDPOINT_URL
