@@ -103,13 +103,32 @@ def test_drift_detector_config_schema_lists_exactly_the_settings_file_keys():
     assert set(config["properties"]) == settings
 
 
-def test_drift_detector_batch_mode_accepts_the_batch_job_args(scenario_docs):
-    """The batch CronJob's arguments after `batch` parse with the drift detector's own batch parser."""
+@pytest.mark.parametrize("engine", ["local", "spark"])
+def test_drift_detector_batch_mode_accepts_the_batch_job_args(engine, tmp_path):
+    """The batch job's arguments after `batch` parse as the batch CLI does: its own flags, the rest with
+    the service's settings loader (the drift detector's ConfigMap as --config)."""
     batch = pytest.importorskip(
         "drift_detector.batch.cli",
         reason="the drift detector's batch CLI is not in this worktree's .venv yet",
     )
-    docs = scenario_docs["blob-batch"]
+    from chartlib import render_chart
+    from drift_detector.config import load_settings
+
+    values = {"batchDrift.engine": engine}
+    docs = render_chart(
+        values_files=["charts/kserve-model-monitoring/ci/blob-batch-values.yaml"], set_values=values
+    )
     (cronjob,) = [d for d in by_kind(docs, "CronJob") if d["metadata"]["name"].endswith("-drift-batch")]
     args = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
-    batch.build_parser().parse_args(args[args.index("batch") + 1 :])  # exits on an unknown flag
+    args = args[args.index("batch") + 1 :]
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(config_map(docs, "-drift-detector")["data"]["config.yaml"])
+    args = [a if not a.startswith("--config=") else f"--config={config_file}" for a in args]
+    parsed, service_args = batch.build_parser().parse_known_args(args)
+    assert parsed.engine == engine
+    assert parsed.logs.startswith("s3://payload-logs/kserve/")
+    if engine == "spark":
+        assert parsed.spark_master.startswith("k8s://https://kubernetes.default.svc")
+    settings = load_settings(service_args, environ={})  # refuses an unknown flag or config key
+    assert settings.window_size == 2000
+    assert str(settings.reference).startswith("/var/lib/drift-batch/reference/")

@@ -25,7 +25,7 @@ VALUES = {
     "batchDrift.enabled": True,
     "batchDrift.engine": "spark",
     "batchDrift.spark.image.repository": "registry.example.com/drift-detector-spark",
-    "batchDrift.spark.image.tag": "0.1.0-spark3.5.7",
+    "batchDrift.spark.image.tag": "0.1.0-spark4.3.0",
 }
 
 

@@ -108,6 +108,14 @@ endpoint and region. Executors read the objects too, so they get the same list.
 {{- end -}}
 
 {{/*
+The Kubernetes API URL Spark schedules executors through (spark-submit's --master and the batch CLI's
+--spark-master, which sets the session's master and would otherwise be local[*]).
+*/}}
+{{- define "kmm.batch.sparkMaster" -}}
+{{- default (printf "k8s://https://kubernetes.default.svc.%s:443" .Values.clusterDomain) .Values.batchDrift.spark.master -}}
+{{- end -}}
+
+{{/*
 Arguments of `drift_detector batch` (after the subcommand).
 */}}
 {{- define "kmm.batch.args" -}}
@@ -118,6 +126,9 @@ Arguments of `drift_detector batch` (after the subcommand).
 - --model-name={{ include "kmm.modelName" . }}
 - --window-size={{ default .Values.driftDetector.windowSize $d.windowSize }}
 - --engine={{ $d.engine }}
+{{- if eq $d.engine "spark" }}
+- --spark-master={{ include "kmm.batch.sparkMaster" . }}
+{{- end }}
 - --out={{ $d.output.path }}
 {{- if .Values.driftDetector.enabled }}
 - --config=/etc/drift-detector/config.yaml
