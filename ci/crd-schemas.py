@@ -3,8 +3,9 @@
 
 - Built-in kinds (Deployment, Service, CronJob, Role, ...): Kubernetes' own OpenAPI spec,
   k8s.io/kubernetes/api/openapi-spec/swagger.json (the release ci/kube-apiserver/go.mod pins).
-- CRD kinds: the CustomResourceDefinitions KServe (InferenceService, ServingRuntime, ...) and
-  prometheus-operator (ServiceMonitor, PodMonitor, PrometheusRule, ...) ship in their Go modules.
+- CRD kinds: the CustomResourceDefinitions KServe (InferenceService, ServingRuntime, ...),
+  prometheus-operator (ServiceMonitor, PodMonitor, PrometheusRule, ...) and the Spark operator
+  (SparkApplication, ScheduledSparkApplication) ship in their Go modules.
 
 Strict means unknown fields fail: every object schema that lists `properties` and says nothing about
 `additionalProperties` gets `additionalProperties: false`, except where the CRD's structural schema
@@ -36,6 +37,8 @@ CRD_SOURCES = {
     "github.com/prometheus-operator/prometheus-operator@v0.85.0": (
         "example/prometheus-operator-crd/monitoring.coreos.com_*.yaml"
     ),
+    # The Spark operator's SparkApplication and ScheduledSparkApplication (the chart's batch drift job).
+    "github.com/kubeflow/spark-operator/v2@v2.3.0": "config/crd/bases/sparkoperator.k8s.io_*.yaml",
 }
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 # Types the OpenAPI spec declares as plain strings but that YAML writers give as numbers too.

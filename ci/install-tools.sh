@@ -38,6 +38,7 @@ HELM_DOCS_VERSION=v1.14.2
 # by the proxy; v0.20.0 is served and matches the Python kserve the predictor pins.
 KSERVE_MODULE_VERSION=v0.20.0
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+SPARK_OPERATOR_VERSION=v2.3.0
 CHECKOV_VERSION=3.3.30
 PIP_VERSION=25.3
 
@@ -265,6 +266,7 @@ fetch_kube() {
 fetch_chart() {
   download_modules "github.com/kserve/kserve@$KSERVE_MODULE_VERSION" \
     "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
+    "github.com/kubeflow/spark-operator/v2@$SPARK_OPERATOR_VERSION" \
     "github.com/helm/chart-testing/v3@$CHART_TESTING_VERSION" "k8s.io/kubernetes@$(kubernetes_version)"
 }
 

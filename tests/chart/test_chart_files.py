@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -138,3 +139,27 @@ def test_package_leaves_out_tests_and_carries_templates(tmp_path):
     assert f"{root}/ci/default-values.yaml" in names
     assert not any(n.startswith(f"{root}/tests/") for n in names), "helm-unittest suites were packaged"
     assert f"{root}/README.md.gotmpl" not in names
+
+
+MIN_KSERVE = "kserve-model-monitoring/minKServeVersion"
+MIN_KSERVE_BLOB = "kserve-model-monitoring/minKServeVersionBlobLogger"
+
+
+def test_minimum_kserve_versions_are_annotated_and_documented_alike():
+    """Chart.yaml's annotations are the one statement of the minimum KServe versions: semver tags,
+    the blob logger's not older than the chart's, and the README and the contract say the same."""
+    annotations = CHART["annotations"]
+    versions = {key: annotations[key] for key in (MIN_KSERVE, MIN_KSERVE_BLOB)}
+    for key, version in versions.items():
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", version), (key, version)
+
+    def parsed(version: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in version[1:].split("."))
+
+    assert parsed(versions[MIN_KSERVE_BLOB]) >= parsed(versions[MIN_KSERVE])
+    readme = (CHART_DIR / "README.md").read_text()
+    contracts = (REPO / "docs" / "contracts.md").read_text()
+    assert f"**Minimum: KServe {versions[MIN_KSERVE]}.**" in readme
+    assert f"`{MIN_KSERVE}`" in readme
+    assert f"Minimum KServe: {versions[MIN_KSERVE]}" in contracts
+    assert f"KServe {versions[MIN_KSERVE_BLOB]} or later" in readme

@@ -45,7 +45,7 @@ def test_retrainer_accepts_its_config(scenario, scenario_docs, tmp_path):
     from retrain_controller.config import load_settings
 
     docs = scenario_docs[scenario]
-    cronjobs = by_kind(docs, "CronJob")
+    cronjobs = [d for d in by_kind(docs, "CronJob") if d["metadata"]["name"].endswith("-retrainer")]
     if not cronjobs:
         pytest.skip("retrainer disabled in this scenario")
     container = cronjobs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
@@ -54,7 +54,7 @@ def test_retrainer_accepts_its_config(scenario, scenario_docs, tmp_path):
     config_file = tmp_path / "config.yaml"
     config_file.write_text(config_map(docs, "-retrainer")["data"]["config.yaml"])
     settings = load_settings(str(config_file), {})
-    (role,) = by_kind(docs, "Role")
+    (role,) = [d for d in by_kind(docs, "Role") if d["metadata"]["name"].endswith("-retrainer")]
     assert settings.training_namespace == role["metadata"]["namespace"]
     assert settings.release == "kmm"
     assert settings.job["image"]
@@ -101,3 +101,34 @@ def test_drift_detector_config_schema_lists_exactly_the_settings_file_keys():
     settings = {f.name for f in dataclasses.fields(Settings)} - flags
     assert config["additionalProperties"] is False
     assert set(config["properties"]) == settings
+
+
+@pytest.mark.parametrize("engine", ["local", "spark"])
+def test_drift_detector_batch_mode_accepts_the_batch_job_args(engine, tmp_path):
+    """The batch job's arguments after `batch` parse as the batch CLI does: its own flags, the rest with
+    the service's settings loader (the drift detector's ConfigMap as --config)."""
+    batch = pytest.importorskip(
+        "drift_detector.batch.cli",
+        reason="the drift detector's batch CLI is not in this worktree's .venv yet",
+    )
+    from chartlib import render_chart
+    from drift_detector.config import load_settings
+
+    values = {"batchDrift.engine": engine}
+    docs = render_chart(
+        values_files=["charts/kserve-model-monitoring/ci/blob-batch-values.yaml"], set_values=values
+    )
+    (cronjob,) = [d for d in by_kind(docs, "CronJob") if d["metadata"]["name"].endswith("-drift-batch")]
+    args = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = args[args.index("batch") + 1 :]
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(config_map(docs, "-drift-detector")["data"]["config.yaml"])
+    args = [a if not a.startswith("--config=") else f"--config={config_file}" for a in args]
+    parsed, service_args = batch.build_parser().parse_known_args(args)
+    assert parsed.engine == engine
+    assert parsed.logs.startswith("s3://payload-logs/kserve/")
+    if engine == "spark":
+        assert parsed.spark_master.startswith("k8s://https://kubernetes.default.svc")
+    settings = load_settings(service_args, environ={})  # refuses an unknown flag or config key
+    assert settings.window_size == 2000
+    assert str(settings.reference).startswith("/var/lib/drift-batch/reference/")

@@ -60,6 +60,21 @@ def test_every_container_runs_with_the_secure_defaults(scenario, scenario_docs):
     assert seen, "no workload rendered"
 
 
+# Each Role of the chart, whole: what its component calls and nothing more.
+ROLE_RULES = {
+    # the retrain controller lists Jobs for its guards and creates one per decision
+    "retrainer": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "create"]}],
+    # a Spark driver creates, watches and removes its executor pods and their ConfigMap
+    "drift-batch": [
+        {
+            "apiGroups": [""],
+            "resources": ["pods", "configmaps"],
+            "verbs": ["create", "get", "list", "watch", "delete", "deletecollection"],
+        }
+    ],
+}
+
+
 def by_kind(docs, kind):
     return [d for d in docs if d["kind"] == kind]
 
@@ -93,8 +108,10 @@ def test_selectors_point_at_what_they_mean(scenario, scenario_docs):
         kserve_pod_labels = {"serving.kserve.io/inferenceservice": name, "component": "predictor"}
         assert monitor["spec"]["selector"]["matchLabels"] == kserve_pod_labels
     for binding in by_kind(docs, "RoleBinding"):
-        (role,) = by_kind(docs, "Role")
-        (cronjob,) = by_kind(docs, "CronJob")
+        (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] == binding["roleRef"]["name"]]
+        (cronjob,) = [
+            c for c in by_kind(docs, "CronJob") if c["metadata"]["name"] == binding["metadata"]["name"]
+        ]
         pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         assert binding["roleRef"]["name"] == role["metadata"]["name"]
         assert binding["metadata"]["namespace"] == role["metadata"]["namespace"]
@@ -105,7 +122,8 @@ def test_selectors_point_at_what_they_mean(scenario, scenario_docs):
                 "namespace": cronjob["metadata"]["namespace"],
             }
         ]
-        assert role["rules"] == [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "create"]}]
+        component = binding["metadata"]["labels"]["app.kubernetes.io/component"]
+        assert role["rules"] == ROLE_RULES[component], component
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -114,11 +132,47 @@ def test_payload_logger_reaches_the_drift_detector_service(scenario, scenario_do
     models = by_kind(docs, "InferenceService")
     if not models or "logger" not in models[0]["spec"]["predictor"]:
         pytest.skip("no payload logger in this scenario")
+    logger = models[0]["spec"]["predictor"]["logger"]
+    if "storage" in logger:
+        pytest.skip("the blob-storage logger writes to a bucket (test_blob_logger_finds_its_credentials)")
     (service,) = by_kind(docs, "Service")
     meta = service["metadata"]
     port = service["spec"]["ports"][0]["port"]
     expected = f"http://{meta['name']}.{meta['namespace']}.svc.cluster.local:{port}/"
-    assert models[0]["spec"]["predictor"]["logger"]["url"] == expected
+    assert logger["url"] == expected
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_blob_logger_finds_its_credentials(scenario, scenario_docs):
+    """KServe's pod webhook reads the Secrets listed by the logger's ServiceAccount: the chart's
+    ServiceAccount lists the Secret it renders, and the batch job reads the same Secret and bucket."""
+    docs = scenario_docs[scenario]
+    models = by_kind(docs, "InferenceService")
+    logger = models[0]["spec"]["predictor"].get("logger", {}) if models else {}
+    if "storage" not in logger:
+        pytest.skip("no blob-storage logger in this scenario")
+    assert logger["url"].split("://")[0] == logger["storage"]["parameters"]["type"]
+    (account,) = [
+        a
+        for a in by_kind(docs, "ServiceAccount")
+        if a["metadata"]["name"] == logger["storage"]["serviceAccountName"]
+    ]
+    (secret,) = by_kind(docs, "Secret")
+    assert account["secrets"] == [{"name": secret["metadata"]["name"]}]
+    assert set(secret["data"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}  # as KServe ships its config
+    for cronjob in by_kind(docs, "CronJob"):
+        if cronjob["metadata"]["name"].endswith("-drift-batch"):
+            container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+            refs = {
+                e["valueFrom"]["secretKeyRef"]["name"]
+                for e in container["env"]
+                if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+            }
+            assert refs == {secret["metadata"]["name"]}
+            model = models[0]["metadata"]["name"]
+            namespace = cronjob["metadata"]["namespace"]
+            prefix = f"--logs={logger['url'].rstrip('/')}/{namespace}/{model}/"
+            assert prefix in container["args"]
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))

@@ -486,6 +486,18 @@ def upstream_crd_files() -> list[Path]:
     ]
 
 
+def spark_operator_crd_files() -> list[Path]:
+    """The Spark operator's SparkApplication and ScheduledSparkApplication CRDs, from its Go module."""
+    module = _module_dir(
+        "github.com/kubeflow/spark-operator/v2", pinned_module_version("SPARK_OPERATOR_VERSION")
+    )
+    bases = module / "config" / "crd" / "bases"
+    return [
+        bases / f"sparkoperator.k8s.io_{plural}.yaml"
+        for plural in ("sparkapplications", "scheduledsparkapplications")
+    ]
+
+
 def install_crds(dynamic: DynamicClient, files: list[Path], timeout: float = 60) -> list[str]:
     """Creates the CRDs and waits until the API server reports each Established; returns their names."""
     crds = dynamic.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
@@ -513,3 +525,15 @@ def crd_established(crd: dict) -> bool:
 def status_message(error: client.ApiException) -> str:
     """The message of the Status object the API server answered with."""
     return json.loads(error.body)["message"]
+
+
+def request_status(api: client.ApiClient, method: str, path: str, body: dict | None = None, **query) -> int:
+    """HTTP status of one raw API request (any verb, any subresource) made with api's credential."""
+    content = "application/merge-patch+json" if method == "PATCH" else "application/json"
+    method, url, headers, body, post = api.param_serialize(
+        method, path, query_params=list(query.items()), body=body,
+        header_params={"Content-Type": content, "Accept": "application/json"}, auth_settings=["BearerToken"],
+    )  # fmt: skip
+    response = api.call_api(method, url, header_params=headers, body=body, post_params=post)
+    response.read()
+    return response.status

@@ -11,6 +11,7 @@ prometheus-operator CRDs only), see tests/chartlib.py.
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -223,3 +224,94 @@ def test_model_releases_side_by_side_and_uninstalling_one_leaves_the_others_whol
         for release, ns in (("kmm-a", namespace), ("kmm-b", other)):
             helm_result(cluster, "uninstall", release, "-n", ns)
         client.CoreV1Api(admin).delete_namespace(other)
+
+
+def claim(objects: list[dict], suffix: str) -> dict:
+    (found,) = [
+        d for d in objects if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"].endswith(suffix)
+    ]
+    return found
+
+
+def test_keep_on_uninstall_keeps_the_claim_asked_for_and_a_reinstall_takes_it_back(
+    cluster, admin, crds, namespace
+):
+    """`driftDetector.persistence.data.keepOnUninstall` keeps the write-ahead log's claim (and its
+    volume) through `helm uninstall`; the reports claim, without it, goes with everything else. A
+    reinstall under the same name and namespace adopts the kept claim instead of failing on it."""
+    release, keep = "kmm-keep", {"driftDetector.persistence.data.keepOnUninstall": True}
+    dynamic = cluster.dynamic_admin()
+    objects = install(cluster, release, namespace, keep)
+    data, reports = claim(objects, "-data"), claim(objects, "-reports")
+    kept_uid = live(dynamic, data)["metadata"]["uid"]
+
+    helm(cluster, "uninstall", release, "-n", namespace)
+    for doc in objects:
+        if identity(doc) != identity(data):
+            wait_gone(dynamic, doc, "after uninstall")
+    assert identity(reports) != identity(data)
+    stored = live(dynamic, data)
+    assert stored is not None, "the claim with keepOnUninstall went with the release"
+    assert stored["metadata"]["uid"] == kept_uid
+    assert stored["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+    install(cluster, release, namespace, keep)
+    assert live(dynamic, data)["metadata"]["uid"] == kept_uid, "the reinstall made a new claim"
+    assert live(dynamic, reports) is not None
+    helm(cluster, "uninstall", release, "-n", namespace)
+    wait_gone(dynamic, reports, "after the second uninstall")
+    client.CoreV1Api(admin).delete_namespaced_persistent_volume_claim(data["metadata"]["name"], namespace)
+
+
+def chart_at_version(tmp_path, version: str):
+    """A copy of the prepared chart whose Chart.yaml says `version` (appVersion, the image tag, unchanged)."""
+    chart = tmp_path / version / "kserve-model-monitoring"
+    shutil.copytree(prepared_chart(), chart)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta["version"] = version
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    return chart
+
+
+def drift_detector_state(admin, namespace: str, release: str) -> tuple[dict, int, set[str], set[str]]:
+    """The drift detector Deployment's labels and generation, its ReplicaSets and its Pods' uids."""
+    apps = client.AppsV1Api(admin)
+    selector = f"{INSTANCE_LABEL}={release},app.kubernetes.io/component=drift-detector"
+    (deployment,) = apps.list_namespaced_deployment(namespace, label_selector=selector).items
+    replica_sets = {
+        r.metadata.name for r in apps.list_namespaced_replica_set(namespace, label_selector=selector).items
+    }
+    pods = {
+        p.metadata.uid
+        for p in client.CoreV1Api(admin).list_namespaced_pod(namespace, label_selector=selector).items
+    }
+    return deployment.metadata.labels, deployment.metadata.generation, replica_sets, pods
+
+
+def test_a_chart_version_bump_upgrade_leaves_the_drift_detector_pod_alone(
+    cluster, admin, crds, namespace, tmp_path
+):
+    """KServe's logger never retries: a `helm upgrade` to a new chart version with the same values must
+    not replace the drift detector Pod. The Deployment takes the new chart label, its pod template does
+    not change, so no new ReplicaSet and the same Pod; a config change does roll it (the control)."""
+    release = "kmm-bump"
+    base = ["-n", namespace, "--values", str(BASE_VALUES)]
+    helm(cluster, "install", release, str(chart_at_version(tmp_path, "0.1.0")), *base)
+    wait_for("the drift detector Pod", lambda: drift_detector_state(admin, namespace, release)[3])
+    labels, generation, replica_sets, pods = drift_detector_state(admin, namespace, release)
+    assert labels["helm.sh/chart"] == "kserve-model-monitoring-0.1.0"
+
+    bumped = str(chart_at_version(tmp_path, "0.2.0"))
+    helm(cluster, "upgrade", release, bumped, *base)
+    after_labels, after_generation, after_sets, after_pods = drift_detector_state(admin, namespace, release)
+    assert after_labels["helm.sh/chart"] == "kserve-model-monitoring-0.2.0", "the upgrade did not reach it"
+    assert after_generation == generation, "the pod template changed with the chart version"
+    assert (after_sets, after_pods) == (replica_sets, pods)
+
+    helm(cluster, "upgrade", release, bumped, *base, "--set-json", "driftDetector.config.drift_share=0.3")
+    _, rolled_generation, _, _ = drift_detector_state(admin, namespace, release)
+    assert rolled_generation == generation + 1
+    assert wait_for(
+        "a new ReplicaSet", lambda: drift_detector_state(admin, namespace, release)[2] - replica_sets
+    )
+    helm(cluster, "uninstall", release, "-n", namespace)

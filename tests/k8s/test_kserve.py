@@ -17,12 +17,15 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+import yaml
 from chartlib import BASE_VALUES, prepared_chart, render_chart
 from helm_cli import helm, helm_result
 from kserve_harness import storage_container
 from kube_harness import (
     RESTRICTED,
     create_namespace,
+    request_status,
+    request_token,
     settle_empty,
     status_message,
     strict_dry_run_create,
@@ -30,6 +33,7 @@ from kube_harness import (
 )
 from kubernetes import client
 from kubernetes.client import ApiException
+from kubernetes.dynamic import DynamicClient
 
 RELEASE = "fraud"
 STORAGE_URI = "s3://models/fraud/v1"
@@ -432,3 +436,185 @@ def test_the_chart_refuses_first_with_a_clearer_message(cluster, admin, kserve, 
     assert case.chart_says in done.stderr
     assert "admission webhook" not in done.stderr  # refused at render time, before KServe saw anything
     assert inference_service(cluster, namespace, case.release) is None
+
+
+# --- the predictor's escape hatches, carried by KServe into the Pod ---------------------------
+
+
+def set_json_args(values: dict) -> list[str]:
+    return [arg for key, value in values.items() for arg in ("--set-json", f"{key}={json.dumps(value)}")]
+
+
+def pods_of_release(admin, namespace: str, release: str) -> list[client.V1Pod]:
+    return (
+        client.CoreV1Api(admin).list_namespaced_pod(namespace, label_selector=f"{ISVC_LABEL}={release}").items
+    )
+
+
+HATCHES = {
+    "predictor.env": [{"name": "LOG_LEVEL", "value": "debug"}],
+    "predictor.envFrom": [{"secretRef": {"name": "predictor-settings", "optional": True}}],
+    "predictor.extraVolumes": [
+        {"name": "corporate-ca", "configMap": {"name": "corporate-ca", "optional": True}}
+    ],
+    "predictor.extraVolumeMounts": [
+        {"name": "corporate-ca", "mountPath": "/etc/ssl/corporate", "readOnly": True}
+    ],
+    "predictor.priorityClassName": "kmm-serving",
+    "predictor.topologySpreadConstraints": [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {ISVC_LABEL: "hatch"}},
+        }
+    ],
+    "predictor.podSecurityContext": {"fsGroup": None},
+    "predictor.containerSecurityContext": {"runAsUser": 1001, "runAsGroup": 1001},
+}
+
+
+def test_predictor_escape_hatches_reach_the_pod_kserve_makes(cluster, admin, kserve, namespace):
+    """Each predictor knob lands in the InferenceService field KServe takes for it, KServe's webhook
+    admits it and KServe's Deployment carries it into the Pod (Pod Security `restricted` included);
+    KServe's agent gets the predictor container's security context."""
+    scheduling = client.SchedulingV1Api(admin)
+    if not scheduling.list_priority_class(field_selector="metadata.name=kmm-serving").items:
+        scheduling.create_priority_class(
+            client.V1PriorityClass(metadata=client.V1ObjectMeta(name="kmm-serving"), value=1000)
+        )
+    helm(cluster, "install", "hatch", *install_args(STORAGE_URI), *set_json_args(HATCHES), "-n", namespace)
+    (pod,) = wait_for("the predictor Pod", lambda: pods_of_release(admin, namespace, "hatch"))
+    spec = pod.spec
+    assert (spec.priority_class_name, spec.priority) == ("kmm-serving", 1000)
+    (spread,) = spec.topology_spread_constraints
+    assert (spread.topology_key, spread.label_selector.match_labels) == (
+        "topology.kubernetes.io/zone",
+        {ISVC_LABEL: "hatch"},
+    )
+    assert [v.config_map.name for v in spec.volumes if v.name == "corporate-ca"] == ["corporate-ca"]
+    assert spec.security_context.fs_group is None and spec.security_context.run_as_non_root is True
+    model = named(spec.containers, "kserve-container")
+    assert {m.name: m.mount_path for m in model.volume_mounts}["corporate-ca"] == "/etc/ssl/corporate"
+    assert [e.secret_ref.name for e in model.env_from] == ["predictor-settings"]
+    assert {"HOME": "/tmp", "LOG_LEVEL": "debug"}.items() <= {e.name: e.value for e in model.env}.items()
+    assert (model.security_context.run_as_user, model.security_context.read_only_root_filesystem) == (
+        1001,
+        True,
+    )
+    agent = named(spec.containers, "agent")
+    assert agent.security_context.run_as_user == 1001
+    helm(cluster, "uninstall", "hatch", "-n", namespace)
+
+
+# --- the blob-storage logger and the batch drift job -------------------------------------------
+
+BLOB = {
+    "predictor.logger.blob.enabled": True,
+    "predictor.logger.blob.uri": "s3://payload-logs/kserve",
+    "predictor.logger.blob.batchSize": 200,
+    "predictor.logger.blob.batchInterval": "10s",
+    "predictor.logger.blob.credentials.create": True,
+    "predictor.logger.blob.credentials.accessKeyId": "k8s-tier-access-key",
+    "predictor.logger.blob.credentials.secretAccessKey": "k8s-tier-secret-key",
+    "predictor.logger.blob.s3.endpoint": "http://seaweedfs.storage.svc.cluster.local:8333",
+    "predictor.logger.blob.s3.region": "eu-west-1",
+    "driftDetector.reference.uri": "s3://models/fraud/reference.parquet",
+    "batchDrift.enabled": True,
+    "batchDrift.engine": "spark",
+    "batchDrift.spark.launcher": "spark-submit",
+    "batchDrift.spark.image.repository": "registry.example.com/drift-detector-spark",
+    "batchDrift.spark.image.tag": "0.1.0-spark4.3.0",
+}
+
+
+def env_by_name(container) -> dict:
+    return {e.name: e for e in container.env or []}
+
+
+def pod_from_template(template: dict, name: str, namespace: str) -> dict:
+    """The Pod a controller would create from a pod template (the Job controller does not run here)."""
+    metadata = {**template.get("metadata", {}), "name": name, "namespace": namespace}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
+
+
+def test_blob_logger_is_admitted_by_kserve_and_its_agent_gets_the_secrets_credentials(
+    cluster, admin, kserve, namespace
+):
+    """KServe's webhook admits the InferenceService with `logger.storage`; its pod webhook gives the agent
+    the blob flags and, through the ServiceAccount the chart names, the chart's Secret as S3 environment
+    (keys by reference, endpoint and region from the Secret's annotations)."""
+    helm(cluster, "install", "blob", *install_args(STORAGE_URI), *set_json_args(BLOB), "-n", namespace)
+    isvc = inference_service(cluster, namespace, "blob")
+    assert isvc["spec"]["predictor"]["logger"]["storage"]["parameters"] == {"type": "s3", "format": "parquet"}
+    assert any(e.get("msg") == "validate create" and e.get("name") == "blob" for e in kserve_log(kserve))
+
+    (pod,) = wait_for("the predictor Pod", lambda: pods_of_release(admin, namespace, "blob"))
+    agent = named(pod.spec.containers, "agent")
+    assert flag_value(agent.args, "--log-url") == "s3://payload-logs/kserve"
+    assert flag_value(agent.args, "--log-store-path") == "logs"
+    assert flag_value(agent.args, "--log-store-format") == "parquet"
+    assert flag_value(agent.args, "--log-batch-size") == "200"
+    assert flag_value(agent.args, "--log-batch-interval") == "10s"
+    env = env_by_name(agent)
+    secret = "blob-kserve-model-monitoring-blob-logger"
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # the key names of KServe's shipped config
+        ref = env[name].value_from.secret_key_ref
+        assert (ref.name, ref.key) == (secret, name), name
+    assert env["AWS_ENDPOINT_URL"].value == "http://seaweedfs.storage.svc.cluster.local:8333"
+    assert (env["S3_ENDPOINT"].value, env["S3_USE_HTTPS"].value) == (
+        "seaweedfs.storage.svc.cluster.local:8333",
+        "0",
+    )
+    assert env["AWS_DEFAULT_REGION"].value == "eu-west-1"
+    helm(cluster, "uninstall", "blob", "-n", namespace)
+
+
+def test_batch_drift_cronjob_is_admitted_and_its_driver_may_only_run_executors(
+    cluster, admin, kserve, namespace
+):
+    """The spark-submit CronJob is stored; the Pod its Job would make, and an executor Pod from the
+    chart's executor template, pass Pod Security `restricted`; the driver's token may create and delete
+    executor pods and their ConfigMaps in the release namespace, and nothing else."""
+    helm(cluster, "install", "batch", *install_args(STORAGE_URI), *set_json_args(BLOB), "-n", namespace)
+    dynamic = cluster.dynamic_admin()
+    docs = render_chart(
+        set_values={"predictor.storageUri": STORAGE_URI, **BLOB}, release="batch", namespace=namespace
+    )
+    (cronjob,) = [d for d in docs if d["kind"] == "CronJob"]
+    stored = client.BatchV1Api(admin).read_namespaced_cron_job(cronjob["metadata"]["name"], namespace)
+    assert stored.spec.job_template.spec.template.spec.containers[0].command == ["spark-submit"]
+    strict_dry_run_create(
+        dynamic, pod_from_template(cronjob["spec"]["jobTemplate"]["spec"]["template"], "batch-run", namespace)
+    )
+
+    (config_map,) = [
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-drift-batch")
+    ]
+    executor = yaml.safe_load(config_map["data"]["executor-pod.yaml"])
+    executor["spec"]["containers"][0].update(image=BLOB["batchDrift.spark.image.repository"] + ":1")
+    executor["metadata"].update(name="batch-exec-1", namespace=namespace)
+    driver_sa = stored.spec.job_template.spec.template.spec.service_account_name
+    driver = cluster.token_client(request_token(admin, namespace, driver_sa))
+    strict_dry_run_create(DynamicClient(driver), executor)  # authorized and admitted under restricted
+
+    allowed = [
+        ("POST", f"/api/v1/namespaces/{namespace}/configmaps", {"metadata": {"name": "spark-exec-conf"}}),
+        ("GET", f"/api/v1/namespaces/{namespace}/pods", None),
+        ("DELETE", f"/api/v1/namespaces/{namespace}/pods", None),
+        ("DELETE", f"/api/v1/namespaces/{namespace}/configmaps", None),
+    ]
+    refused = [
+        ("GET", f"/api/v1/namespaces/{namespace}/secrets", None),
+        ("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", {"metadata": {"name": "x"}}),
+        ("GET", "/api/v1/namespaces/default/pods", None),
+        ("POST", f"/api/v1/namespaces/{namespace}/services", {"metadata": {"name": "x"}}),
+    ]
+
+    def status(method: str, path: str, body: dict | None) -> int:
+        dry_run = {} if method == "GET" else {"dryRun": "All"}  # writes stay dry runs
+        return request_status(driver, method, path, body, **dry_run)
+
+    assert {(m, p): status(m, p, b) < 300 for m, p, b in allowed} == {(m, p): True for m, p, _ in allowed}
+    assert {(m, p): status(m, p, b) for m, p, b in refused} == {(m, p): 403 for m, p, _ in refused}
+    helm(cluster, "uninstall", "batch", "-n", namespace)

@@ -19,7 +19,14 @@ from typing import NamedTuple
 import pytest
 import yaml
 from chartlib import helm_env, prepared_chart, render_chart, scenario_files
-from kube_harness import REPO, free_port, request_token, strict_dry_run_create, write_kubeconfig
+from kube_harness import (
+    REPO,
+    free_port,
+    request_status,
+    request_token,
+    strict_dry_run_create,
+    write_kubeconfig,
+)
 from kubernetes import client
 from prometheus_harness import now_aligned, openmetrics_gauge, start_prometheus
 
@@ -210,18 +217,6 @@ def test_job_with_the_same_name_already_present_counts_as_done(
 
 
 # --- RBAC: the chart's Role, really enforced --------------------------------------------------
-
-
-def request_status(api: client.ApiClient, method: str, path: str, body: dict | None = None, **query) -> int:
-    """HTTP status of one raw API request (any verb, any subresource) made with api's credential."""
-    content = "application/merge-patch+json" if method == "PATCH" else "application/json"
-    method, url, headers, body, post = api.param_serialize(
-        method, path, query_params=list(query.items()), body=body,
-        header_params={"Content-Type": content, "Accept": "application/json"}, auth_settings=["BearerToken"],
-    )  # fmt: skip
-    response = api.call_api(method, url, header_params=headers, body=body, post_params=post)
-    response.read()
-    return response.status
 
 
 def training_job(name: str = "rbac-probe") -> dict:

@@ -141,10 +141,13 @@ In-cluster base URL of the drift detector Service (no trailing slash).
 {{- end -}}
 
 {{/*
-Payload logger sink: the configured URL, else the drift detector Service (CloudEvents go to `POST /`).
+Payload logger sink: the blob logger's bucket and prefix, the configured URL, else the drift detector
+Service (CloudEvents go to `POST /`).
 */}}
 {{- define "kmm.loggerURL" -}}
-{{- if .Values.predictor.logger.url -}}
+{{- if .Values.predictor.logger.blob.enabled -}}
+{{- required "predictor.logger.blob.uri is required with the blob logger: s3://, gs:// or abfs:// bucket and prefix" .Values.predictor.logger.blob.uri -}}
+{{- else if .Values.predictor.logger.url -}}
 {{- .Values.predictor.logger.url -}}
 {{- else if .Values.driftDetector.enabled -}}
 {{- printf "%s/" (include "kmm.driftDetectorURL" .) -}}
