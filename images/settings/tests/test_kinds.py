@@ -109,7 +109,7 @@ def test_refused_values_give_a_reason(kind, raw, reason):
         (Number(above=0, below=1), "number > 0 and < 1"),
         (Duration(min=1), "duration >= 1s"),
         (ListOf(Text()), "list of string"),
-        (Choice(("a", "b")), "a \\| b"),
+        (Choice(("a", "b")), "a | b"),
         (Integer(nullable=True), "integer or null"),
     ],
 )

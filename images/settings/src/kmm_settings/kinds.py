@@ -8,6 +8,7 @@ digit is refused with a reason (ValueError), never coerced to something else.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass
@@ -108,11 +109,9 @@ class Number:
     below: float | None = None
 
     def parse(self, value: Any) -> float:
-        if isinstance(value, str):
-            try:
-                value = float(value.strip()) if value.strip().isascii() else value
-            except ValueError:
-                pass
+        if isinstance(value, str) and value.strip().isascii():
+            with contextlib.suppress(ValueError):
+                value = float(value.strip())
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise _refuse("a finite number", value)
         value = float(value)
@@ -143,7 +142,7 @@ class Choice:
         return value
 
     def describe(self) -> str:
-        return " \\| ".join(self.options)
+        return " | ".join(self.options)
 
 
 @dataclass(frozen=True)
@@ -155,6 +154,8 @@ class FilePath:
     def parse(self, value: Any) -> Path | None:
         if self.optional and value in (None, ""):
             return None
+        if isinstance(value, Path):  # a default written as a Path
+            return value
         if not isinstance(value, str) or not value:
             raise _refuse("a path", value)
         return Path(value)
@@ -252,10 +253,8 @@ class Scalar:
 
     def parse(self, value: Any) -> Any:
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(yaml.YAMLError):
                 value = yaml.safe_load(value) if value.strip() else value
-            except yaml.YAMLError:
-                pass
         if not isinstance(value, str | int | float | bool):
             raise _refuse("a string, number or boolean", value)
         return value

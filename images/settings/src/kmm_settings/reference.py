@@ -21,7 +21,7 @@ def markdown(table: Table) -> str:
     lines = [
         "| flag | environment | config key | default | type | meaning |",
         "|---|---|---|---|---|---|",
-        f"| `{table.config_flag}` | `{table.config_env}` | | none | path | YAML file with any config key below |",
+        f"| `{table.config_flag}` | `{table.config_env}` | | none | path | YAML file of the keys below |",
     ]
     for s in table.settings:
         cells = [f"`{s.flag}`", f"`{s.env}`", f"`{s.key}`", f"`{show(s.default)}`", s.kind.describe(), s.help]
