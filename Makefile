@@ -104,7 +104,7 @@ chart-docs: setup-demo setup-chart ## regenerate the chart README parameter tabl
 # image package:settings table -> README whose settings table is generated from it
 SETTINGS_DOCS := monitored_predictor.cli:TABLE=images/predictor/README.md \
   drift_detector.config:TABLE=images/drift-detector/README.md \
-  retrain_controller.cli:TABLE=images/retrainer/README.md
+  retrain_controller.config:TABLE=images/retrainer/README.md
 
 .PHONY: settings-docs
 settings-docs: setup-demo ## regenerate each image README's settings table from its settings table (kmm_settings)

@@ -29,8 +29,7 @@ class SettingError(ValueError):
 
     def __init__(self, key: str, problem: str, source: str = ""):
         super().__init__(f"invalid config {key}: {problem}" + (f" (from {source})" if source else ""))
-        self.key = key
-        self.source = source
+        self.key, self.problem, self.source = key, problem, source
 
 
 @dataclass(frozen=True)
