@@ -36,7 +36,7 @@ FSYNC_POLICIES = ("always", "interval", "never")
 
 @dataclass
 class Settings:
-    # Flags (also settable in the YAML file; a flag or its environment variable wins).
+    # The settings the chart passes as flags (every field has a flag, an env variable and a key: TABLE).
     reference: Path | None = None
     model_name: str = "model"
     http_port: int = 8080

@@ -114,7 +114,9 @@ class Table:
         switches = {s.flag for s in self.settings if isinstance(s.kind, Boolean)}
         return [f"{arg}=true" if arg in switches else arg for arg in argv]
 
-    def parse(self, parser: argparse.ArgumentParser, argv: Sequence[str] | None, environ: Mapping[str, str]):
+    def parse(
+        self, parser: argparse.ArgumentParser, argv: Sequence[str] | None, environ: Mapping[str, str]
+    ) -> tuple[argparse.Namespace, Loaded]:
         """parser.parse_args on the normalized argv, then load(): (argparse namespace, Loaded)."""
         args = parser.parse_args(self.normalize_argv(list(argv) if argv is not None else sys.argv[1:]))
         return args, self.load(args, environ)
@@ -137,7 +139,15 @@ class Table:
             sources[setting.name] = source
         return Loaded(values, sources, {s.name: s.key for s in self.settings})
 
-    def _raw(self, setting: Setting, args, environ, file_values, config_path) -> tuple[Any, str]:
+    def _raw(
+        self,
+        setting: Setting,
+        args: argparse.Namespace,
+        environ: Mapping[str, str],
+        file_values: Mapping[str, Any],
+        config_path: str | None,
+    ) -> tuple[Any, str]:
+        """The raw value with the highest precedence, and where it came from."""
         if setting.name in vars(args):
             return getattr(args, setting.name), f"flag {setting.flag}"
         if environ.get(setting.env, "") != "":
