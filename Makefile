@@ -59,7 +59,7 @@ constraints: ## re-resolve ci/constraints.txt from the three pyproject.toml file
 .PHONY: test
 test: setup ## run every test tier: lint, unit and service tests, chart, rules, end to end, Kubernetes API
 	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 lint
-	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 test-predictor test-drift-detector test-retrainer
+	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 test-settings test-predictor test-drift-detector test-retrainer
 	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 chart-test rules-test dashboards-test
 	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 test-e2e test-k8s
 	@echo "make test: all tiers passed"
@@ -72,6 +72,10 @@ lint: setup-demo ## ruff on all Python code; every benchmark script still import
 	  $(PY) -c 'import runpy, sys; runpy.run_path(sys.argv[1], run_name="import_check")' $$b \
 	    || { echo "lint: $$b no longer imports"; exit 1; }; \
 	done; echo "lint: every benchmark script imports"
+
+.PHONY: test-settings
+test-settings: setup-demo ## the shared settings loader (images/settings): every kind, precedence, errors
+	$(PYTEST) images/settings/tests
 
 .PHONY: test-predictor
 test-predictor: setup-demo ## predictor unit and service tests
@@ -96,6 +100,15 @@ chart-render: setup-demo ## print the chart's render (offline stand-in dependenc
 .PHONY: chart-docs
 chart-docs: setup-demo setup-chart ## regenerate the chart README parameter table from values.yaml comments (helm-docs)
 	helm-docs --chart-search-root $(CHART) --template-files README.md.gotmpl
+
+# image package:settings table -> README whose settings table is generated from it
+SETTINGS_DOCS := monitored_predictor.cli:TABLE=images/predictor/README.md \
+  drift_detector.config:TABLE=images/drift-detector/README.md \
+  retrain_controller.config:TABLE=images/retrainer/README.md
+
+.PHONY: settings-docs
+settings-docs: setup-demo ## regenerate each image README's settings table from its settings table (kmm_settings)
+	@for pair in $(SETTINGS_DOCS); do $(PY) -m kmm_settings.reference "$${pair%%=*}" "$${pair#*=}"; done
 
 .PHONY: chart-test
 chart-test: chart-lint ## helm-unittest suites, strict schema validation of every render, security scan

@@ -197,10 +197,11 @@ install_venv() {
     say "Python environment .venv up to date"
     return
   fi
-  say "creating Python environment .venv (the three images, editable, with test extras)"
+  say "creating Python environment .venv (the three images and their shared settings package, editable, with test extras)"
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade "pip==$PIP_VERSION"
   pip_install "$VENV/bin/pip" -c "$REPO/ci/constraints.txt" \
+    -e "$REPO/images/settings[test]" \
     -e "$REPO/images/predictor[test]" \
     -e "$REPO/images/drift-detector[test]" \
     -e "$REPO/images/retrainer[test]" \

@@ -8,11 +8,12 @@ trap 'rm -rf "$work"' EXIT
 echo "update-constraints: resolving in $work"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --upgrade pip
-"$work/venv/bin/pip" install -q "$REPO/images/predictor[test]" "$REPO/images/drift-detector[test]" \
+"$work/venv/bin/pip" install -q "$REPO/images/settings[test]" "$REPO/images/predictor[test]" "$REPO/images/drift-detector[test]" \
   "$REPO/images/retrainer[test]" ruff yamllint yamale
 {
   sed -n '1,3p' "$REPO/ci/constraints.txt"
-  "$work/venv/bin/pip" freeze --exclude monitored-predictor --exclude drift-detector --exclude retrain-controller
+  "$work/venv/bin/pip" freeze --exclude monitored-predictor --exclude drift-detector --exclude retrain-controller \
+    --exclude kmm-settings
 } >"$work/constraints.txt"
 mv "$work/constraints.txt" "$REPO/ci/constraints.txt"
 echo "update-constraints: wrote ci/constraints.txt ($(grep -vc '^#' "$REPO/ci/constraints.txt") packages)"

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -63,6 +64,23 @@ def test_prometheus_scrapes_both_apps_with_the_chart_monitors_labels(stack):
     assert all(labels["namespace"] == stack.settings.namespace for labels in up.values())
     # The rules were rendered from the chart for this model and namespace, every alert present.
     assert DRIFT_ALERT in stack.alerts and "KServeModelDriftDetectorDown" in stack.alerts
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses with a socket listening on `port` (/proc/net/tcp, state 0A), as dotted quads."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found
+
+
+def test_the_apps_listen_on_loopback_only(stack):
+    """The demo binds both apps to 127.0.0.1 (the drift detector through DRIFT_DETECTOR_HTTP_HOST)."""
+    assert listening_addresses(stack.ports["drift"]) == {"127.0.0.1"}
+    assert listening_addresses(stack.ports["predictor"]) == {"127.0.0.1"}
 
 
 def test_clean_traffic_fires_no_drift_alert(stack, watcher, sender, data, rng, journal):

@@ -1,14 +1,20 @@
-"""The command line: flags and their environment twins, and refusing to start without a model."""
+"""The command line: KServe's flags, our settings (flag, environment, config key), refusing bad values
+and refusing to start without a model."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import MAKE_MODEL, run_cli
-from monitored_predictor.cli import OWN_FLAGS
+from kmm_settings.reference import render_readme
+from monitored_predictor.cli import TABLE, SettingError, parse_args
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_help_lists_kserve_flags_and_ours_with_their_environment_twins():
@@ -17,8 +23,9 @@ def test_help_lists_kserve_flags_and_ours_with_their_environment_twins():
     text = " ".join(result.stdout.split())  # argparse wraps lines
     for kserve_flag in ("--model_name", "--http_port", "--grpc_port", "--workers", "--enable_grpc"):
         assert kserve_flag in text
-    for flag, env, _, _, _ in OWN_FLAGS:
-        assert flag in text and f"[env {env}]" in text
+    for setting in TABLE.settings:
+        assert setting.flag in text and f"[env {setting.env}]" in text
+    assert "[env PREDICTOR_CONFIG]" in text
 
 
 def test_missing_model_directory_exits_with_one_line_reason(tmp_path):
@@ -38,10 +45,58 @@ def test_unreadable_model_exits_with_one_line_reason(tmp_path):
     assert line.startswith(f"monitored_predictor: cannot serve: cannot load {tmp_path / 'model.joblib'}: ")
 
 
-def test_bad_values_are_refused_like_bad_flags(demo_model_dir):
-    bad_env = run_cli("--model_dir", str(demo_model_dir), env={"MAX_BATCH_SIZE": "many"})
-    assert bad_env.returncode == 2
-    assert "--max_batch_size: expected a whole number of at least 1, got 'many'" in bad_env.stderr
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        (
+            {"MAX_BATCH_SIZE": "many"},
+            "invalid config max_batch_size: expected a whole number, got 'many' (from env MAX_BATCH_SIZE)",
+        ),
+        (
+            {"ALLOW_NON_FINITE": "sure"},
+            "invalid config allow_non_finite: expected one of true/yes/on/1/false/no/off/0, got 'sure' "
+            "(from env ALLOW_NON_FINITE)",
+        ),
+        (
+            {"PREDICTION_BUCKETS": "0.5,0.5"},
+            "invalid config prediction_buckets: bucket bounds must be distinct, got [0.5, 0.5] "
+            "(from env PREDICTION_BUCKETS)",
+        ),
+    ],
+)
+def test_the_entry_point_refuses_a_bad_environment_value_with_exit_2_and_one_line(demo_model_dir, env, line):
+    result = run_cli("--model_dir", str(demo_model_dir), env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"monitored_predictor: {line}"]
+
+
+def test_settings_come_from_flag_then_environment_then_config_file(tmp_path):
+    config = tmp_path / "predictor.yaml"
+    config.write_text(
+        "max_batch_size: 10\nreturn_all_scores: yes\nprediction_buckets: [0.9, 0.1]\nhttp_host: ::1\n"
+    )
+    env = {"PREDICTOR_CONFIG": str(config), "MAX_BATCH_SIZE": "20", "HTTP_HOST": ""}
+    args = parse_args(["--max_batch_size", "30", "--model_name", "m"], env)
+    assert (args.max_batch_size, args.return_all_scores, args.http_host) == (30, True, "::1")
+    assert args.prediction_buckets == (0.1, 0.9) and args.model_name == "m"
+    assert parse_args([], env).max_batch_size == 20
+
+
+def test_an_unknown_config_key_is_refused(tmp_path):
+    config = tmp_path / "predictor.yaml"
+    config.write_text("max_batch: 10\n")
+    with pytest.raises(
+        SettingError, match=r"^invalid config max_batch: unknown key \(known: allow_non_finite, "
+    ):
+        parse_args(["--config", str(config)], {})
+
+
+def test_the_readme_settings_table_is_current():
+    text = README.read_text(encoding="utf-8")
+    assert render_readme(TABLE, text) == text, "run `make settings-docs`"
+
+
+def test_workers_must_stay_1(demo_model_dir):
     workers = run_cli("--model_dir", str(demo_model_dir), "--workers", "2")
     assert workers.returncode == 2
     assert "--workers must be 1" in workers.stderr

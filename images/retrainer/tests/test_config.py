@@ -1,10 +1,19 @@
+import os
 import re
 from pathlib import Path
 
 import pytest
 from helpers import TRAIN_IMAGE
-from retrain_controller.cli import OPTIONS, build_parser, main
-from retrain_controller.config import DEFAULTS, ConfigError, load_settings, parse_duration
+from kmm_settings.reference import render_readme
+from retrain_controller.cli import build_parser, main
+from retrain_controller.config import (
+    DEFAULTS,
+    TABLE,
+    ConfigError,
+    load_settings,
+    parse_duration,
+    settings_from,
+)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -42,29 +51,27 @@ def write(tmp_path, text):
     return str(path)
 
 
-def test_precedence_flag_over_environment_over_file_over_default(tmp_path, monkeypatch):
+def test_precedence_flag_over_environment_over_file_over_default(tmp_path):
     config = write(
         tmp_path, f"threshold: 0.3\ncooldown: 2h\nmaxConcurrent: 4\njob:\n  image: {TRAIN_IMAGE}\n"
     )
-    monkeypatch.setenv("RETRAINER_THRESHOLD", "0.4")
-    monkeypatch.setenv("RETRAINER_COOLDOWN", "3h")
-    parser = build_parser()
-    from retrain_controller.cli import _overrides
-
-    args = parser.parse_args(["check", "--threshold", "0.7"])
-    settings = load_settings(config, _overrides(args))
+    environ = {"RETRAINER_THRESHOLD": "0.4", "RETRAINER_COOLDOWN": "3h", "RETRAINER_CONFIG": config}
+    _, loaded = TABLE.parse(build_parser(), ["check", "--threshold", "0.7"], environ)
+    settings = settings_from(loaded)
     assert settings.threshold == 0.7  # flag
     assert settings.cooldown_seconds == 3 * 3600  # environment
     assert settings.max_concurrent == 4  # file
     assert settings.sustained_for_seconds == 900  # default
 
 
-def test_options_work_before_and_after_the_command():
-    from retrain_controller.cli import _overrides
-
-    parser = build_parser()
-    assert _overrides(parser.parse_args(["--threshold", "0.1", "check"]))["threshold"] == "0.1"
-    assert _overrides(parser.parse_args(["check", "--threshold", "0.2"]))["threshold"] == "0.2"
+@pytest.mark.parametrize(
+    "argv",
+    [["--threshold", "0.1", "--dry-run", "check"], ["check", "--threshold", "0.1", "--dry-run"]],
+)
+def test_options_work_before_and_after_the_command(argv):
+    args, loaded = TABLE.parse(build_parser(), argv, {})
+    assert args.command == "check"
+    assert loaded.values["threshold"] == 0.1 and loaded.values["dry_run"] is True
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["check", "--help"], ["watch", "--help"]])
@@ -76,9 +83,9 @@ def test_help_lists_every_flag_with_its_environment_twin(capsys, argv):
         assert (
             "--interval" in text and "RETRAINER_WATCH_INTERVAL" in text and "RETRAINER_WATCH_PASSES" in text
         )
-    for opt in OPTIONS:
-        assert opt.flag in text
-        assert f"[env {opt.env}]" in text
+    for setting in TABLE.settings:
+        if setting.name not in ("watch_interval", "watch_passes") or argv[0] == "watch":
+            assert f"{setting.flag} VALUE" in text and f"[env {setting.env}]" in text
     for required in ("--config", "--prometheus-url", "--threshold", "--sustained-for", "--cooldown"):
         assert required in text
     assert "--training-namespace" in text and "--dry-run" in text and "--max-concurrent" in text
@@ -104,7 +111,11 @@ def test_help_lists_every_flag_with_its_environment_twin(capsys, argv):
         ("sustainedFor: 30s\nevaluationStep: 1m\n", [], "sustainedFor"),
         ("", ["--threshold", "abc"], "threshold"),
         ("", ["--max-concurrent", "two"], "maxConcurrent"),
-        ("", ["--at", "yesterday"], "--at"),
+        ("", ["--at", "yesterday"], "at"),
+        ("", ["--insecure-skip-verify=maybe"], "prometheus.insecureSkipVerify"),
+        ("dryRun: sometimes\n", [], "dryRun"),
+        ("watch:\n  passes: -1\n", [], "watch.passes"),
+        ("job:\n  backoffLimit: 1.5\n", [], "job.backoffLimit"),
         ("- a list\n", [], "--config"),
         ("key: [unclosed\n", [], "--config"),
     ],
@@ -133,7 +144,43 @@ def test_unreadable_token_and_ca_files_are_config_errors(tmp_path, capsys):
 def test_environment_booleans_are_checked(monkeypatch, capsys):
     monkeypatch.setenv("RETRAINER_DRY_RUN", "maybe")
     assert main(["check", "--job-image", TRAIN_IMAGE]) == 1
-    assert "invalid config --dry-run" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "retrain-controller: invalid config dryRun: expected one of true/yes/on/1/false/no/off/0, "
+        "got 'maybe' (from env RETRAINER_DRY_RUN)\n"
+    )
+
+
+def test_a_cross_key_problem_names_where_the_value_came_from(monkeypatch, capsys):
+    monkeypatch.setenv("RETRAINER_JOB_TTL_SECONDS_AFTER_FINISHED", "60")
+    assert main(["check", "--job-image", TRAIN_IMAGE]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "retrain-controller: invalid config job.ttlSecondsAfterFinished: must be >= cooldown"
+    )
+    assert err.endswith("(from env RETRAINER_JOB_TTL_SECONDS_AFTER_FINISHED)\n")
+
+
+def test_every_config_key_has_a_flag_and_an_environment_variable():
+    keys = {s.key: (s.flag, s.env) for s in TABLE.settings}
+    assert keys["job.imagePullPolicy"] == ("--job-image-pull-policy", "RETRAINER_JOB_IMAGE_PULL_POLICY")
+    assert keys["prometheus.caFile"] == ("--ca-file", "RETRAINER_CA_FILE")
+    assert keys["watch.interval"] == ("--interval", "RETRAINER_WATCH_INTERVAL")
+    assert keys["kubeconfig"] == ("--kubeconfig", "KUBECONFIG")
+
+
+def test_a_mapping_setting_from_the_environment_is_yaml_and_resources_merge_with_the_default(monkeypatch):
+    monkeypatch.setenv("RETRAINER_JOB_NODE_SELECTOR", "{pool: gpu}")
+    monkeypatch.setenv("RETRAINER_JOB_RESOURCES", "{limits: {nvidia.com/gpu: '1'}}")
+    _, loaded = TABLE.parse(build_parser(), ["check", "--job-image", TRAIN_IMAGE], os.environ)
+    job = settings_from(loaded).job
+    assert job["nodeSelector"] == {"pool": "gpu"}
+    assert job["resources"]["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
+    assert job["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+
+
+def test_the_readme_settings_table_is_current():
+    text = README.read_text(encoding="utf-8")
+    assert render_readme(TABLE, text) == text, "run `make settings-docs`"
 
 
 def readme_example() -> str:

@@ -88,7 +88,7 @@ def test_max_concurrent_gives_the_slot_to_the_most_drifted_model(prometheus, cap
 
 
 def test_a_pass_creates_through_the_job_store_and_the_next_pass_is_guarded(prometheus):
-    settings = make_settings(prometheus={"url": prometheus.url}, maxConcurrent=5)
+    settings = make_settings(**{"prometheus.url": prometheus.url}, maxConcurrent=5)
     store = InMemoryJobStore()
     source = DriftSource(settings)
     log_lines: list[str] = []
@@ -117,7 +117,7 @@ def test_a_pass_creates_through_the_job_store_and_the_next_pass_is_guarded(prome
 
 
 def test_already_exists_counts_as_done(prometheus):
-    settings = make_settings(prometheus={"url": prometheus.url}, maxConcurrent=5)
+    settings = make_settings(**{"prometheus.url": prometheus.url}, maxConcurrent=5)
     store = InMemoryJobStore(fail_create=AlreadyExistsError("exists"))
     lines: list[str] = []
     assert (
@@ -139,7 +139,7 @@ def test_already_exists_counts_as_done(prometheus):
 
 
 def test_a_rejected_job_is_logged_the_pass_goes_on_and_exits_4(prometheus):
-    settings = make_settings(prometheus={"url": prometheus.url}, maxConcurrent=5)
+    settings = make_settings(**{"prometheus.url": prometheus.url}, maxConcurrent=5)
     store = InMemoryJobStore(
         fail_create=JobStoreError("kubernetes API answered 422 Invalid to create jobs.batch")
     )

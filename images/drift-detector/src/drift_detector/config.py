@@ -1,23 +1,42 @@
-"""Settings: command-line flags (each with an environment twin) plus a YAML file for everything else."""
+"""Settings: one table row per field of Settings; each has a flag, an environment variable and a config key.
+
+Precedence: flag > environment variable (DRIFT_DETECTOR_<NAME>) > YAML config file > default (the
+dataclass's). kmm_settings parses every value strictly and names the key and its source on failure.
+A new setting is a field with its default plus one row in TABLE (a test checks they match).
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from kmm_settings import (
+    REQUIRED,
+    Boolean,
+    Choice,
+    FilePath,
+    Integer,
+    ListOf,
+    MappingOf,
+    Number,
+    Scalar,
+    Setting,
+    SettingError,
+    Table,
+    Text,
+)
 
 FSYNC_POLICIES = ("always", "interval", "never")
 
 
 @dataclass
 class Settings:
-    # Flags (also settable in the YAML file; a flag or its environment variable wins).
+    # The settings the chart passes as flags (every field has a flag, an env variable and a key: TABLE).
     reference: Path | None = None
     model_name: str = "model"
     http_port: int = 8080
@@ -84,123 +103,147 @@ class Settings:
     reports_min_interval_seconds: float = 60.0
 
 
-# (flag, settings field, type, help). The environment twin is DRIFT_DETECTOR_<FIELD upper>.
-FLAGS: list[tuple[str, str, type, str]] = [
-    ("--reference", "reference", Path, "reference data (parquet or CSV)"),
-    ("--model-name", "model_name", str, "model_name label on every series (the InferenceService name)"),
-    ("--http-port", "http_port", int, "port for ingest, API, reports and /metrics"),
-    ("--data-dir", "data_dir", Path, "write-ahead log and state (a persistent volume)"),
-    ("--reports-dir", "reports_dir", Path, "Evidently HTML reports"),
-    ("--window-size", "window_size", int, "rows per tumbling window"),
-    ("--min-samples", "min_samples", int, "rows a window needs before it is checked"),
-]
+ConfigError = SettingError  # the name the service's callers and tests know
+_DEFAULTS = {
+    f.name: f.default_factory() if callable(f.default_factory) else f.default
+    for f in dataclasses.fields(Settings)
+}
 
 
-def env_name(field_name: str) -> str:
-    return "DRIFT_DETECTOR_" + field_name.upper()
+def _row(name: str, kind: Any, text: str) -> Setting:
+    return Setting(name, kind, _DEFAULTS[name], text)
 
 
-class ConfigError(ValueError):
-    """A setting is missing or invalid; the message names it."""
+_COUNT = Integer(min=1)
+TABLE = Table(
+    [
+        Setting("reference", FilePath(), REQUIRED, "reference data (parquet or CSV)"),
+        _row(
+            "model_name", Text(non_empty=True), "model_name label on every series (the InferenceService name)"
+        ),
+        _row("http_port", Integer(min=0, max=65535), "port for ingest, API, reports and /metrics"),
+        _row("http_host", Text(non_empty=True), "address the HTTP server binds"),
+        _row("data_dir", FilePath(), "write-ahead log and check history (a persistent volume)"),
+        _row("reports_dir", FilePath(), "Evidently HTML reports"),
+        _row("window_size", _COUNT, "rows per tumbling window"),
+        _row("min_samples", _COUNT, "rows a window needs before it is checked (at most window_size)"),
+        # Reference and schema.
+        _row("prediction_column", Text(), "reference column holding the prediction (not a feature)"),
+        _row("target_column", Text(), "reference column holding the target (not a feature)"),
+        _row("exclude_columns", ListOf(Text()), "more reference columns to ignore"),
+        _row(
+            "column_types",
+            MappingOf(Choice(("numeric", "numerical", "categorical"))),
+            "column -> numeric or categorical, overrides the inferred kind",
+        ),
+        _row(
+            "stattests",
+            MappingOf(Text()),
+            "column -> drift test (ks, chisquare, z, wasserstein, jensenshannon, ...)",
+        ),
+        _row("thresholds", MappingOf(Number()), "column -> drift threshold"),
+        _row("drift_share", Number(min=0, max=1), "dataset drift when this share of features drifted"),
+        _row(
+            "range_tolerance",
+            Number(min=0),
+            "out_of_range only beyond the reference min..max widened by this share of (max - min); 0: exact",
+        ),
+        _row("multivariate_enabled", Boolean(), "multivariate drift per window (PCA reconstruction error)"),
+        _row(
+            "multivariate_explained_variance",
+            Number(above=0, below=1),
+            "PCA keeps the fewest components explaining more than this share of variance",
+        ),
+        _row(
+            "multivariate_std_multiplier",
+            Number(above=0),
+            "band: mean +/- this many stds of the reference chunks' errors",
+        ),
+        _row(
+            "segment_columns",
+            ListOf(Text()),
+            "categorical feature columns whose values get their own drift verdict",
+        ),
+        _row(
+            "segment_top_values",
+            _COUNT,
+            "segments per column: the most frequent reference values, the rest _other_",
+        ),
+        _row("segment_min_samples", _COUNT, "fewest window rows to check a segment"),
+        _row(
+            "performance_estimation_enabled",
+            Boolean(),
+            "performance estimated without labels per window (CBPE)",
+        ),
+        # Windows.
+        _row(
+            "window_max_age_seconds",
+            Number(min=0),
+            "close a window by age once it has min_samples rows; 0: off",
+        ),
+        _row(
+            "check_queue_size",
+            _COUNT,
+            "closed windows waiting for a check; older ones are skipped and counted",
+        ),
+        _row("history_size", _COUNT, "results kept for /api/v1/drift/history (persisted in the data dir)"),
+        # Ingest.
+        _row("max_body_bytes", _COUNT, "larger bodies get 413"),
+        _row("pending_max_entries", _COUNT, "request/response join table: most entries"),
+        _row("pending_ttl_seconds", Number(above=0), "request/response join table: seconds an entry waits"),
+        _row("prediction_output", Text(), "v2 output tensor that holds the prediction"),
+        _row("positive_class_index", Integer(), "column taken when a prediction is a list of class scores"),
+        _row("accept_content_types", ListOf(Text()), 'body media types accepted ("" included: no header)'),
+        # Write-ahead log.
+        _row("fsync", Choice(FSYNC_POLICIES), "always: acknowledge after fdatasync; interval; never"),
+        _row("fsync_interval_ms", _COUNT, "fsync period for fsync=interval"),
+        _row(
+            "compact_bytes",
+            _COUNT,
+            "compact the log at a window close once it is this large (and 2x the snapshot)",
+        ),
+        # Ground truth.
+        _row("task", Choice(("auto", "classification", "regression")), "auto reads the target column"),
+        _row("positive_label", Scalar(), "classification metrics: the positive label"),
+        _row(
+            "classification_threshold",
+            Number(),
+            "classification metrics: score >= this predicts the positive label",
+        ),
+        _row("prediction_store_size", _COUNT, "predictions kept for labels (oldest dropped)"),
+        _row("performance_window", _COUNT, "labelled pairs the quality metrics use"),
+        _row("performance_min_samples", _COUNT, "fewest labelled pairs for quality metrics"),
+        # Reports.
+        _row("reports_enabled", Boolean(), "Evidently reports at all"),
+        _row("report_every_n_windows", Integer(min=0), "a report every Nth window (0: only on drift)"),
+        _row("reports_max_count", _COUNT, "retention: most reports kept, oldest deleted first"),
+        _row("reports_max_bytes", _COUNT, "retention: most bytes of reports kept"),
+        _row("reports_min_interval_seconds", Number(min=0), "at most one report per interval"),
+    ],
+    env_prefix="DRIFT_DETECTOR_",
+    config_env="DRIFT_DETECTOR_CONFIG",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m drift_detector",
+        usage="%(prog)s --reference FILE [--config FILE] [--SETTING VALUE ...]",
         description="KServe payload-logger sink: windows model inputs and outputs and checks them for drift.",
+        epilog="Precedence: flag > environment variable > config file > default. A boolean flag alone "
+        "means true (--reports-enabled=false turns it off). A bad value exits 2 with one line naming it.",
+        allow_abbrev=False,
     )
-    for flag, name, _, text in FLAGS:
-        default = getattr(Settings, name, None)
-        parser.add_argument(
-            flag, dest=name, default=None, help=f"{text} (env {env_name(name)}, default {default})"
-        )
-    parser.add_argument(
-        "--config",
-        dest="config",
-        default=None,
-        help=f"YAML file with every other setting, see README (env {env_name('config')})",
-    )
+    TABLE.add_flags(parser.add_argument_group("settings"))
     return parser
 
 
-def _coerce(name: str, value: Any) -> Any:
-    default = next(f for f in dataclasses.fields(Settings) if f.name == name)
-    kind = default.type if isinstance(default.type, str) else str(default.type)
-    try:
-        if kind.startswith("Path"):
-            return None if value in (None, "") else Path(value)
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "bool":
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if kind == "str":
-            return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name!r}: cannot use {value!r} ({exc})") from None
-    return value
-
-
-def load_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
-    environ = os.environ if environ is None else environ
-    args = build_parser().parse_args(argv)
-    values: dict[str, Any] = {}
-    config_path = args.config or environ.get(env_name("config"))
-    if config_path:
-        values.update(_read_yaml(Path(config_path)))
-    for _, name, _, _ in FLAGS:
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
-        elif env_name(name) in environ:
-            values[name] = environ[env_name(name)]
-    known = {f.name for f in dataclasses.fields(Settings)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown setting(s) in config: {', '.join(unknown)}")
-    settings = Settings(**{k: _coerce(k, v) for k, v in values.items()})
-    validate(settings)
-    return settings
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: top level must be a mapping")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
-def validate(s: Settings) -> None:
-    if s.reference is None:
-        raise ConfigError(f"--reference (or {env_name('reference')}) is required")
-    if s.window_size < 1 or s.min_samples < 1:
-        raise ConfigError("window_size and min_samples must be positive")
-    if s.min_samples > s.window_size:
-        raise ConfigError(f"min_samples ({s.min_samples}) must not exceed window_size ({s.window_size})")
-    if s.fsync not in FSYNC_POLICIES:
-        raise ConfigError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, got {s.fsync!r}")
-    if s.task not in ("auto", "classification", "regression"):
-        raise ConfigError(f"task must be auto, classification or regression, got {s.task!r}")
-    for name, kind in s.column_types.items():
-        if kind not in ("numeric", "numerical", "categorical"):
-            raise ConfigError(f"column_types[{name!r}] must be numeric or categorical, got {kind!r}")
-    if not s.range_tolerance >= 0:
-        raise ConfigError(f"range_tolerance must be a non-negative fraction, got {s.range_tolerance!r}")
-    variance = s.multivariate_explained_variance
-    if not 0 < variance < 1:
-        raise ConfigError(f"multivariate_explained_variance must be within (0, 1), got {variance!r}")
-    if not (math.isfinite(s.multivariate_std_multiplier) and s.multivariate_std_multiplier > 0):
-        raise ConfigError(
-            f"multivariate_std_multiplier must be positive, got {s.multivariate_std_multiplier!r}"
+def load_settings(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags, environment and config file; raises ConfigError naming the bad key."""
+    _, loaded = TABLE.parse(build_parser(), argv, os.environ if environ is None else environ)
+    settings = Settings(**loaded.values)
+    if settings.min_samples > settings.window_size:
+        raise loaded.error(
+            "min_samples", f"must not exceed window_size ({settings.window_size}), got {settings.min_samples}"
         )
-    if s.segment_top_values < 1 or s.segment_min_samples < 1:
-        raise ConfigError("segment_top_values and segment_min_samples must be positive")
-    if not isinstance(s.segment_columns, list) or not all(isinstance(c, str) for c in s.segment_columns):
-        raise ConfigError(f"segment_columns must be a list of column names, got {s.segment_columns!r}")
-    if s.pending_max_entries < 1 or s.pending_ttl_seconds <= 0:
-        raise ConfigError("pending_max_entries and pending_ttl_seconds must be positive")
+    return settings

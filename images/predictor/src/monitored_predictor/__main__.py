@@ -9,7 +9,7 @@ from kserve import ModelServer, model_server
 
 from . import http_hooks
 from .artifacts import ModelLoadError
-from .cli import parse_args, serving_settings
+from .cli import SettingError, parse_args, serving_settings
 from .model import MonitoredModel
 
 # KServe 0.20 answers with FastAPI's ORJSONResponse, which the pinned FastAPI deprecates with a warning
@@ -32,7 +32,11 @@ class MonitoredModelServer(ModelServer):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SettingError as exc:
+        print(f"monitored_predictor: {exc}", file=sys.stderr)
+        return 2
     model = MonitoredModel(args.model_name, args.model_dir, serving_settings(args))
     try:
         model.load()

@@ -1,27 +1,42 @@
-"""Configuration: built-in defaults, then the YAML file, then environment variables, then flags.
+"""Configuration: one kmm_settings table row per config key; flag > environment > YAML file > default.
 
 The file uses the chart's camelCase keys (the chart renders `toYaml` of its values into a
-ConfigMap). Unknown keys are rejected so that a typo never silently falls back to a default.
-Every problem raises ConfigError naming the offending key.
+ConfigMap), nested as dotted keys say (`prometheus.url`). The table parses each value strictly and
+refuses unknown keys; build_settings() then checks what spans keys (ttl >= cooldown, DNS names).
+Every problem raises ConfigError naming the offending key and where its value came from.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-import yaml
+from kmm_settings import (
+    Boolean,
+    Choice,
+    Duration,
+    Integer,
+    ListOf,
+    Loaded,
+    MappingOf,
+    Number,
+    Setting,
+    SettingError,
+    Table,
+    Text,
+)
 
 from retrain_controller.naming import DNS_1123_LABEL
 
 DEFAULT_QUERY = "max by (model_name, namespace) (model_drift_score)"
 
-# The defaults double as the schema: every accepted key appears here (job.* keys are the
-# Job template and are checked separately below).
+# The defaults of every config key, nested as in the file; TABLE below gives each its kind and forms.
 DEFAULTS: dict[str, Any] = {
     "prometheus": {
         "url": "http://localhost:9090",
@@ -72,16 +87,7 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class ConfigError(ValueError):
-    """Invalid configuration; `key` names the offending setting."""
-
-    def __init__(self, key: str, problem: str):
-        super().__init__(f"invalid config {key}: {problem}")
-        self.key = key
+ConfigError = SettingError  # "invalid config <key>: <problem> (from <flag, env or file>)"
 
 
 @dataclass(frozen=True)
@@ -113,21 +119,10 @@ class Settings:
 
 def parse_duration(text: Any, key: str) -> float:
     """'90s', '15m', '1h30m', '2d', a bare number of seconds, or 0."""
-    if isinstance(text, bool):
-        raise ConfigError(key, f"expected a duration like 15m, got {text!r}")
-    if isinstance(text, int | float):
-        seconds = float(text)
-    else:
-        raw = str(text).strip()
-        if re.fullmatch(r"\d+(\.\d+)?", raw):
-            seconds = float(raw)
-        elif raw and _DURATION_PART.sub("", raw) == "":
-            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(raw))
-        else:
-            raise ConfigError(key, f"expected a duration like 90s, 15m, 6h or 1h30m, got {text!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(key, f"must be a non-negative duration, got {text!r}")
-    return seconds
+    try:
+        return Duration().parse(text)
+    except ValueError as err:
+        raise ConfigError(key, str(err)) from None
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -139,47 +134,6 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-def load_file(path: str | Path) -> dict[str, Any]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError("--config", f"cannot read {path}: {err.strerror or err}") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError("--config", f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError("--config", f"{path} must hold a mapping at the top level")
-    return data
-
-
-def _check_known_keys(data: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> None:
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if key not in schema:
-            raise ConfigError(dotted, f"unknown key (known: {', '.join(sorted(schema))})")
-        if isinstance(schema[key], dict) and dotted not in _FREE_FORM:
-            if not isinstance(value, dict):
-                raise ConfigError(dotted, "must be a mapping")
-            _check_known_keys(value, schema[key], f"{dotted}.")
-
-
-# Mappings passed through to Kubernetes as they are: their keys are not ours to check.
-_FREE_FORM = {
-    "job.resources",
-    "job.labels",
-    "job.annotations",
-    "job.podLabels",
-    "job.podAnnotations",
-    "job.nodeSelector",
-    "job.affinity",
-    "job.podSecurityContext",
-    "job.securityContext",
-}
 
 
 def _typed(raw: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -272,8 +226,7 @@ def _validate_job(raw: dict[str, Any], cooldown: float) -> dict[str, Any]:
 
 
 def build_settings(raw: dict[str, Any]) -> Settings:
-    """Validate the merged configuration and turn it into Settings."""
-    _check_known_keys(raw, DEFAULTS)
+    """Check what spans keys in the merged configuration and turn it into Settings."""
     url = _typed(raw, "prometheus.url", str).strip()
     if not re.match(r"^https?://[^/\s]+", url):
         raise ConfigError("prometheus.url", f"must be an http:// or https:// URL, got {url!r}")
@@ -328,23 +281,179 @@ def build_settings(raw: dict[str, Any]) -> Settings:
     )
 
 
-def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    node = data
-    *parents, last = dotted.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    if isinstance(value, dict) and isinstance(node.get(last), dict):
-        value = deep_merge(node[last], value)
-    node[last] = value
+@dataclass(frozen=True)
+class Timestamp:
+    """A kmm_settings kind: unix seconds or ISO 8601, to seconds; empty means now (None)."""
+
+    def parse(self, value: Any) -> float | None:
+        if value in (None, ""):
+            return None
+        try:
+            return Number().parse(value)
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise ValueError(f"expected unix seconds or ISO 8601, got {value!r}") from None
+
+    def describe(self) -> str:
+        return "unix seconds or ISO 8601"
 
 
-def load_settings(path: str | None, overrides: dict[str, Any]) -> Settings:
-    """Defaults < file < overrides (dotted keys, already resolved from environment and flags)."""
-    raw = copy.deepcopy(DEFAULTS)
-    if path:
-        file_data = load_file(path)
-        _check_known_keys(file_data, DEFAULTS)
-        raw = deep_merge(raw, file_data)
-    for dotted, value in overrides.items():
-        set_dotted(raw, dotted, value)
-    return build_settings(raw)
+def _default(key: str) -> Any:
+    node: Any = DEFAULTS
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _row(key: str, kind: Any, text: str, name: str = "", **forms: str) -> Setting:
+    """A config key's row; its name (so flag and env) is the key in snake_case unless given."""
+    name = name or re.sub(r"(?<!^)(?=[A-Z])", "_", key.replace(".", "_")).lower()
+    return Setting(name, kind, _default(key), text, key=key, **forms)
+
+
+_LABELS = MappingOf(Text())
+_OBJECTS = ListOf(MappingOf())
+_ARGS = ListOf(Text(numbers=True))
+TABLE = Table(
+    [
+        _row("prometheus.url", Text(non_empty=True), "Prometheus base URL (http or https)"),
+        _row(
+            "prometheus.bearerTokenFile",
+            Text(),
+            "file with a bearer token for Prometheus",
+            "bearer_token_file",
+        ),
+        _row(
+            "prometheus.caFile", Text(), "CA bundle for an https Prometheus (empty: system roots)", "ca_file"
+        ),
+        _row("prometheus.insecureSkipVerify", Boolean(), "skip TLS verification", "insecure_skip_verify"),
+        _row(
+            "prometheus.timeout",
+            Duration(),
+            "query timeout, sent as timeout= and enforced (+2s) as a deadline for the whole answer",
+            "prometheus_timeout",
+        ),
+        _row("query", Text(non_empty=True), "PromQL with one drift value per model"),
+        _row("modelLabel", Text(non_empty=True), "label of the query's result that names the model"),
+        _row("namespaceLabel", Text(), "label that names the model's namespace (may be absent)"),
+        _row("threshold", Number(), "retrain when the drift value is >= this"),
+        _row(
+            "sustainedFor", Duration(), "drift must stay over the threshold this long (0: latest value only)"
+        ),
+        _row("evaluationStep", Duration(min=1), "step of the sustained window's subquery"),
+        _row("minCoverage", Number(above=0, max=1), "share of the window's steps that must have data"),
+        _row(
+            "cooldown",
+            Duration(min=60),
+            "no new retrain of a model this long after its last; Job-name bucket",
+        ),
+        _row("maxConcurrent", Integer(min=1), "most retrain Jobs (of this release) active at once"),
+        _row("trainingNamespace", Text(non_empty=True), "namespace the Jobs are listed and created in"),
+        _row(
+            "release",
+            Text(non_empty=True),
+            "Helm release name: the app.kubernetes.io/instance label of the Jobs",
+        ),
+        _row(
+            "driftReportUrl", Text(), "link written on each Job; {model_name} and {namespace} are filled in"
+        ),
+        _row(
+            "job.namePrefix",
+            Text(non_empty=True),
+            "Job name prefix: <prefix>-<model>-<hash>, DNS-1123, <= 20",
+        ),
+        _row("job.image", Text(), "training image (required)"),
+        _row(
+            "job.imagePullPolicy", Choice(("Always", "IfNotPresent", "Never")), "training image pull policy"
+        ),
+        _row("job.command", _ARGS, "container command (empty: the image's entrypoint)"),
+        _row(
+            "job.args", _ARGS, "container args; $(RETRAIN_MODEL_NAME) and the other injected variables expand"
+        ),
+        _row(
+            "job.env", _OBJECTS, "extra env entries (Kubernetes EnvVars); one named like an injected one wins"
+        ),
+        _row("job.resources", MappingOf(), "container resources, merged over the default; null drops a key"),
+        _row("job.serviceAccountName", Text(), "service account of the training pod"),
+        _row(
+            "job.automountServiceAccountToken",
+            Boolean(),
+            "mount the service account token in the training pod",
+        ),
+        _row("job.volumes", _OBJECTS, "pod volumes"),
+        _row("job.volumeMounts", _OBJECTS, "container volume mounts"),
+        _row("job.backoffLimit", Integer(min=0, nullable=True), "retries of a failed training pod"),
+        _row(
+            "job.ttlSecondsAfterFinished",
+            Integer(min=0, nullable=True),
+            "keep finished Jobs this long; must be >= cooldown (the cooldown guard reads them)",
+        ),
+        _row("job.activeDeadlineSeconds", Integer(min=1, nullable=True), "a training Job may run this long"),
+        _row("job.labels", _LABELS, "extra labels on the Job (the controller's own labels win)"),
+        _row("job.annotations", _LABELS, "extra annotations on the Job"),
+        _row("job.podLabels", _LABELS, "extra labels on the training pod"),
+        _row("job.podAnnotations", _LABELS, "extra annotations on the training pod"),
+        _row("job.nodeSelector", _LABELS, "pod node selector (e.g. a GPU pool)"),
+        _row("job.tolerations", _OBJECTS, "pod tolerations"),
+        _row("job.affinity", MappingOf(), "pod affinity"),
+        _row("job.podSecurityContext", MappingOf(), "merged over the secure pod defaults"),
+        _row("job.securityContext", MappingOf(), "merged over the secure container defaults"),
+        # How to run rather than what to decide: in the table too, so each has all three forms.
+        Setting(
+            "dry_run",
+            Boolean(),
+            False,
+            "print the Job manifests as YAML on stdout, create nothing",
+            key="dryRun",
+        ),
+        Setting("at", Timestamp(), None, "evaluate as of this time instead of now (replays and tests)"),
+        Setting("kubeconfig", Text(), "", "kubeconfig when not running in a cluster", env="KUBECONFIG"),
+        Setting(
+            "watch_interval",
+            Integer(min=1),
+            60,
+            "watch: seconds between passes",
+            flag="--interval",
+            key="watch.interval",
+        ),
+        Setting(
+            "watch_passes",
+            Integer(min=0),
+            0,
+            "watch: stop after N passes, 0 = until SIGTERM",
+            flag="--passes",
+            key="watch.passes",
+        ),
+    ],
+    env_prefix="RETRAINER_",
+    config_env="RETRAINER_CONFIG",
+)
+RUN_OPTIONS = ("dry_run", "at", "kubeconfig", "watch_interval", "watch_passes")
+
+
+def settings_from(loaded: Loaded) -> Settings:
+    """The decision settings from the table's values; a cross-key problem names its source too."""
+    raw: dict[str, Any] = {}
+    for setting in TABLE.settings:
+        *parents, last = setting.key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = loaded.values[setting.name]
+    raw["job"]["resources"] = deep_merge(DEFAULTS["job"]["resources"], raw["job"]["resources"])
+    try:
+        return build_settings(raw)
+    except ConfigError as err:
+        setting = TABLE.by_key.get(err.key.split("[")[0])
+        if err.source or setting is None:
+            raise
+        raise ConfigError(err.key, err.problem, loaded.sources[setting.name]) from None
+
+
+def load_settings(path: str | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults < file < overrides by config key (as if given as flags): for tests and library use."""
+    given = {TABLE.by_key[key].name: value for key, value in (overrides or {}).items()}
+    return settings_from(TABLE.load(argparse.Namespace(**given, **({"config": path} if path else {})), {}))
