@@ -58,6 +58,9 @@ class Settings:
     # Ingest.
     max_body_bytes: int = 8 * 1024 * 1024
     pending_max_entries: int = 10000
+    # Pending entries also weigh at most this many bytes in total (rows or predictions as JSON; in memory
+    # they take 2-12x that): the oldest are evicted first, a single event heavier than this is a 413.
+    pending_max_bytes: int = 16 * 1024 * 1024
     pending_ttl_seconds: float = 60.0
     prediction_output: str = "predictions"
     positive_class_index: int = -1
@@ -68,7 +71,7 @@ class Settings:
     # Write-ahead log.
     fsync: str = "always"
     fsync_interval_ms: int = 50
-    compact_bytes: int = 32 * 1024 * 1024
+    compact_bytes: int = 32 * 1024 * 1024  # log bytes since the last snapshot that start a new segment
     # Ground truth.
     task: str = "auto"  # classification | regression | auto (from the target column)
     positive_label: Any = 1
@@ -202,5 +205,7 @@ def validate(s: Settings) -> None:
         raise ConfigError("segment_top_values and segment_min_samples must be positive")
     if not isinstance(s.segment_columns, list) or not all(isinstance(c, str) for c in s.segment_columns):
         raise ConfigError(f"segment_columns must be a list of column names, got {s.segment_columns!r}")
-    if s.pending_max_entries < 1 or s.pending_ttl_seconds <= 0:
-        raise ConfigError("pending_max_entries and pending_ttl_seconds must be positive")
+    if s.pending_max_entries < 1 or s.pending_ttl_seconds <= 0 or s.pending_max_bytes < 1:
+        raise ConfigError("pending_max_entries, pending_max_bytes and pending_ttl_seconds must be positive")
+    if s.compact_bytes < 1:
+        raise ConfigError(f"compact_bytes must be positive, got {s.compact_bytes!r}")

@@ -12,6 +12,9 @@ in the same state. Records (JSON lists, first item the kind):
   ["c", seq, ts]                the open window closes and waits for its check
   ["d", seq]                    that window's check finished (or was skipped)
   ["s", snapshot]               the whole state (first record of a compacted segment)
+
+The pending table is also measured in bytes (`pending_bytes`: the JSON size of the rows or predictions
+each entry holds), so the live path can bound it by size as well as by count.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 
 @dataclass
@@ -52,6 +57,8 @@ class State:
         self.closed: OrderedDict[int, Window] = OrderedDict()  # closed, check not finished
         # key -> [rid, ts, rows | None, preds | None]
         self.pending: OrderedDict[str, list] = OrderedDict()
+        self.pending_sizes: dict[str, int] = {}  # key -> payload_bytes of its rows or predictions
+        self.pending_bytes = 0
         self.store: OrderedDict[str, list] = OrderedDict()  # rid -> predictions awaiting labels
         self.labelled: deque = deque(maxlen=performance_window)  # [prediction, label] pairs
         self.labelled_total = 0  # pairs ever joined
@@ -68,21 +75,21 @@ class State:
     def _apply_q(self, key: str, rid: str, ts: float, rows: list) -> None:
         entry = self.pending.get(key)
         if entry is not None and entry[3] is not None and entry[2] is None:
-            del self.pending[key]
+            self._pop_pending(key)
             self._joined(rid, ts, rows, entry[3])
         else:
-            self.pending[key] = [rid, ts, rows, None]
+            self._set_pending(key, [rid, ts, rows, None])
 
     def _apply_p(self, key: str, rid: str, ts: float, preds: list) -> None:
         entry = self.pending.get(key)
         if entry is not None and entry[2] is not None and entry[3] is None:
-            del self.pending[key]
+            self._pop_pending(key)
             self._joined(entry[0], ts, entry[2], preds)
         else:
-            self.pending[key] = [rid, ts, None, preds]
+            self._set_pending(key, [rid, ts, None, preds])
 
     def _apply_x(self, key: str) -> None:
-        entry = self.pending.pop(key, None)
+        entry = self._pop_pending(key)
         if entry is None:
             return
         rid, ts, rows, preds = entry
@@ -122,7 +129,10 @@ class State:
     def _apply_s(self, snap: dict) -> None:
         self.window = Window.load(snap["window"])
         self.closed = OrderedDict((w[0], Window.load(w)) for w in snap["closed"])
-        self.pending = OrderedDict((e[0], e[1:]) for e in snap["pending"])
+        self.pending = OrderedDict()
+        self.pending_sizes, self.pending_bytes = {}, 0
+        for key, *entry in snap["pending"]:
+            self._set_pending(key, entry)
         self.store = OrderedDict((e[0], e[1]) for e in snap["store"])
         self.labelled.clear()
         self.labelled.extend(snap["labelled"])
@@ -136,6 +146,17 @@ class State:
         self._add(rows, preds, ts)
         if preds is not None:
             self._store(rid, preds)
+
+    def _set_pending(self, key: str, entry: list) -> None:
+        self.pending_bytes -= self.pending_sizes.get(key, 0)
+        self.pending[key] = entry
+        size = payload_bytes(entry[2] if entry[2] is not None else entry[3])
+        self.pending_sizes[key] = size
+        self.pending_bytes += size
+
+    def _pop_pending(self, key: str) -> list | None:
+        self.pending_bytes -= self.pending_sizes.pop(key, 0)
+        return self.pending.pop(key, None)
 
     def _store(self, rid: str, preds: list) -> None:
         self.store[rid] = preds
@@ -162,3 +183,8 @@ class State:
                 break
             out.append(key)
         return out
+
+
+def payload_bytes(payload: Any) -> int:
+    """What a pending entry's rows or predictions weigh: their size as JSON (as in the log)."""
+    return len(orjson.dumps(payload))
