@@ -179,6 +179,24 @@ def test_a_batch_larger_than_the_free_space_is_refused_whole(tmpfs_data_dir, mak
     assert not [v for v in on_disk if 10 <= v < 200], "rows of the refused batch reached the log"
 
 
+def test_a_log_that_fills_the_disk_itself_compacts_to_make_room(tmpfs_data_dir, make_server):
+    """compact_bytes far above the volume: the log fills the disk, then compacts into a snapshot (small:
+    windows close and are checked) instead of refusing for ever; no space is freed from outside."""
+    config = {"reports_enabled": False, "compact_bytes": 64 * MIB, "check_queue_size": 2}
+    server = make_server(config, window_size=ROWS_PER_BATCH, min_samples=100).start()
+    fill(tmpfs_data_dir, leave=3 * MIB)
+    traffic = Traffic(server)
+    for _ in range(600):  # ~13 MB of log records through a volume with 7 MiB for the log
+        traffic.step()
+        if traffic.statuses[-1] == 503:  # only while a compaction is under way
+            server.wait_for(lambda: server.client.get("/readyz").status_code == 200, what="recovery")
+    segments = sorted(p.name for p in (server.data_dir / "wal").glob("wal-*.log"))
+    assert int(segments[-1][4:12]) > 1, "the log never compacted"
+    assert traffic.statuses.count(200) >= 500, traffic.statuses.count(503)
+    assert server.window()["rows_total"] == traffic.acked_ingest
+    print(f"\nself-filled disk: {len(traffic.statuses)} batches, {traffic.statuses.count(503)} refused")
+
+
 def segment_data_bytes(wal_dir: Path) -> int:
     """Bytes of records in the log (the zero-filled space after them does not count)."""
     return sum(len(p.read_bytes().rstrip(b"\0")) for p in wal_dir.glob("wal-*.log"))

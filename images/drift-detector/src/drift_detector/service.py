@@ -435,9 +435,13 @@ class Service:
             self._log(["d", seq])
 
     def _maybe_compact(self) -> None:
+        """A new segment with a snapshot once the log outgrows compact_bytes, or sooner when the disk has
+        no room for the next chunk and a snapshot would free space (the old segments go)."""
         wal = self.wal
-        threshold = max(self.settings.compact_bytes, 2 * wal.snapshot_bytes)
-        if wal.bytes_in_segment > threshold and wal.can_rotate():
+        outgrown = max(self.settings.compact_bytes, 2 * wal.snapshot_bytes)
+        if wal.no_room is not None:
+            outgrown = 2 * wal.snapshot_bytes
+        if wal.bytes_in_segment > outgrown and wal.can_rotate():
             wal.rotate(self.state.snapshot())
 
     async def _tick(self) -> None:

@@ -161,7 +161,7 @@ class WriteAheadLog:
         # Records appended so far belong to the old segment; later ones follow the snapshot.
         self._before_rotation += self._buf
         self._buf = []
-        self._rotation = encode(["s", snapshot])
+        self._rotation = _snapshot_frame(snapshot)
         self.bytes_in_segment = self.snapshot_bytes = len(self._rotation)
         if not self._syncing and not self._extending:
             self._rotate()
@@ -370,14 +370,18 @@ class WriteAheadLog:
             if self.on_failure is not None:
                 self.on_failure("rotate", exc, 0)
             return
+        self._switch_to(fd, len(frame))
+        self._maybe_extend()
+
+    def _switch_to(self, fd: int, data_end: int) -> None:
+        """The new segment (opened as fd, data up to data_end) takes the writes; older ones are deleted."""
         old = self._segment
         os.close(self._fd)
         self._fd, self._segment = fd, old + 1
-        self._offset = self._allocated = len(frame)  # zero-filled next, once the old segments are gone
+        self._offset = self._allocated = data_end  # zero-filled next, once the old segments are gone
         for seg in self.segments():
             if int(seg.stem.split("-")[1]) <= old:
                 seg.unlink()
-        self._maybe_extend()
 
     def _new_segment(self, n: int, frame: bytes) -> int:
         """Segment n holding the snapshot frame, durable and named; removed again if anything fails."""
@@ -405,6 +409,10 @@ class WriteAheadLog:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _snapshot_frame(snapshot: Any) -> bytes:
+    return encode(["s", snapshot])
 
 
 def _zero_fill(fd: int, start: int, size: int) -> None:
