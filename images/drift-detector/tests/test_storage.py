@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 from conftest import REQUEST, RESPONSE, Server
+from drift_detector.state import State, payload_bytes
 from test_durability import logged_rows
 
 MIB = 1024 * 1024
@@ -281,3 +282,21 @@ def test_pending_joins_and_windows_are_bounded(make_server):
     windows = server.client.get("/api/v1/drift/history", params={"limit": 100}).json()["results"]
     sizes = [w["window"]["rows"] for w in windows]
     assert sizes and max(sizes) < 2 * 100, sizes
+
+
+def test_pending_bytes_follow_every_way_an_entry_comes_and_goes():
+    """Live entries carry their received size; replayed ones are measured as JSON when first asked."""
+    state = State(store_size=10, performance_window=10)
+    state.apply(["q", "a", "ra", 1.0, [[1.0, 2.0, "red"]]], 100)
+    state.apply(["p", "b", "rb", 1.0, [0.5]])  # as replay applies it: no size
+    assert state.pending_bytes == 100 + payload_bytes([0.5])
+    state.apply(["p", "a", "ra", 1.1, [0.7]], 5)  # joins a: it leaves the table
+    assert state.pending_bytes == payload_bytes([0.5])
+    state.apply(["q", "c", "rc", 1.2, [[3.0, 1.0, "blue"]]])
+    state.apply(["x", "b"])
+    state.apply(["x", "c"])
+    assert state.pending_bytes == 0 and not state.pending_sizes
+    state.apply(["q", "d", "rd", 1.3, [[4.0, 1.0, "red"]]], 7)
+    copy = State(store_size=10, performance_window=10)
+    copy.apply(["s", state.snapshot()])
+    assert copy.pending_bytes == payload_bytes([[4.0, 1.0, "red"]])

@@ -58,8 +58,8 @@ class Settings:
     # Ingest.
     max_body_bytes: int = 8 * 1024 * 1024
     pending_max_entries: int = 10000
-    # Pending entries also weigh at most this many bytes in total (rows or predictions as JSON; in memory
-    # they take 2-12x that): the oldest are evicted first, a single event heavier than this is a 413.
+    # Pending entries also weigh at most this many bytes in total (their event bodies; in memory they take
+    # 2-12x that): the oldest are evicted first, a single event heavier than this is a 413.
     pending_max_bytes: int = 16 * 1024 * 1024
     pending_ttl_seconds: float = 60.0
     prediction_output: str = "predictions"

@@ -151,10 +151,11 @@ class Service:
         if self._recovery is not None:
             raise StorageUnavailable(f"storage unavailable: {self._failure}")
 
-    def _log(self, rec: list) -> None:
-        """Append a record and apply it; a window that is full now closes (so none outgrows a record)."""
+    def _log(self, rec: list, size: int | None = None) -> None:
+        """Append a record and apply it; a window that is full now closes (so none outgrows a record).
+        size: what a q/p record's payload weighed as received (for the pending table's byte bound)."""
         self.wal.append(rec)
-        self.state.apply(rec)
+        self.state.apply(rec, size)
         if len(self.state.window.rows) >= self.settings.window_size:
             self._close()
 
@@ -288,7 +289,8 @@ class Service:
         return value
 
     def _within_bounds(self, ev: Event, payload: list) -> int:
-        """The payload's size as JSON; refuses what no window or pending table should hold."""
+        """The payload's size as received (the body; as JSON in structured mode); refuses what no window
+        or pending table should hold."""
         s = self.settings
         what = "request rows" if ev.type == REQUEST_TYPE else "response predictions"
         if len(payload) > s.window_size:
@@ -297,7 +299,7 @@ class Service:
                 f"{len(payload)} {what} exceed window_size {s.window_size}: one window could not hold them",
                 413,
             )
-        size = payload_bytes(payload)
+        size = len(ev.body) if isinstance(ev.body, bytes) else payload_bytes(payload)
         if size > s.pending_max_bytes:
             raise BadInput(
                 "pending_too_large",
@@ -316,7 +318,7 @@ class Service:
         while entry is None and self._pending_full(size):  # the oldest go; their rows enter the window
             self._expire(next(iter(state.pending)), "evicted")
         kind = "q" if ev.type == REQUEST_TYPE else "p"
-        self._log([kind, ev.id, ev.request_id, now, payload])
+        self._log([kind, ev.id, ev.request_id, now, payload], size)
         if entry is not None:
             self.metrics.event("join", "matched")
 

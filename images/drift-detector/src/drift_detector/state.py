@@ -13,8 +13,9 @@ in the same state. Records (JSON lists, first item the kind):
   ["d", seq]                    that window's check finished (or was skipped)
   ["s", snapshot]               the whole state (first record of a compacted segment)
 
-The pending table is also measured in bytes (`pending_bytes`: the JSON size of the rows or predictions
-each entry holds), so the live path can bound it by size as well as by count.
+The pending table is also measured in bytes (`pending_bytes`), so the live path can bound it by size
+as well as by count: the live path passes each entry's size as received (the event body), replay leaves
+it to be measured as JSON when first asked, only for the entries still pending.
 """
 
 from __future__ import annotations
@@ -57,15 +58,19 @@ class State:
         self.closed: OrderedDict[int, Window] = OrderedDict()  # closed, check not finished
         # key -> [rid, ts, rows | None, preds | None]
         self.pending: OrderedDict[str, list] = OrderedDict()
-        self.pending_sizes: dict[str, int] = {}  # key -> payload_bytes of its rows or predictions
-        self.pending_bytes = 0
+        self.pending_sizes: dict[str, int | None] = {}  # key -> bytes of its rows or predictions
+        self._sized_bytes = 0  # sum of the known sizes
+        self._unsized = 0  # entries whose size is None (replayed): measured on the next pending_bytes
+        self._size_hint: int | None = None  # the size of the entry the record being applied adds
         self.store: OrderedDict[str, list] = OrderedDict()  # rid -> predictions awaiting labels
         self.labelled: deque = deque(maxlen=performance_window)  # [prediction, label] pairs
         self.labelled_total = 0  # pairs ever joined
         self.rows_total = 0  # rows ever added to a window
 
     # --- apply ------------------------------------------------------------------------------
-    def apply(self, rec: list) -> None:
+    def apply(self, rec: list, size: int | None = None) -> None:
+        """Apply one record; size: what a q/p record's payload weighs (None: measured when needed)."""
+        self._size_hint = size
         getattr(self, "_apply_" + rec[0])(*rec[1:])
 
     def _add(self, rows: list, preds: list | None, ts: float) -> None:
@@ -130,7 +135,7 @@ class State:
         self.window = Window.load(snap["window"])
         self.closed = OrderedDict((w[0], Window.load(w)) for w in snap["closed"])
         self.pending = OrderedDict()
-        self.pending_sizes, self.pending_bytes = {}, 0
+        self.pending_sizes, self._sized_bytes, self._unsized, self._size_hint = {}, 0, 0, None
         for key, *entry in snap["pending"]:
             self._set_pending(key, entry)
         self.store = OrderedDict((e[0], e[1]) for e in snap["store"])
@@ -147,16 +152,43 @@ class State:
         if preds is not None:
             self._store(rid, preds)
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the rows and predictions in the pending table (measures the unsized ones once)."""
+        if self._unsized:
+            for key, entry in self.pending.items():
+                if self.pending_sizes[key] is None:
+                    self._size(key, payload_bytes(entry[2] if entry[2] is not None else entry[3]))
+        return self._sized_bytes
+
     def _set_pending(self, key: str, entry: list) -> None:
-        self.pending_bytes -= self.pending_sizes.get(key, 0)
         self.pending[key] = entry
-        size = payload_bytes(entry[2] if entry[2] is not None else entry[3])
-        self.pending_sizes[key] = size
-        self.pending_bytes += size
+        self._size(key, self._size_hint)
 
     def _pop_pending(self, key: str) -> list | None:
-        self.pending_bytes -= self.pending_sizes.pop(key, 0)
+        self._unsize(key)
+        self.pending_sizes.pop(key, None)
         return self.pending.pop(key, None)
+
+    def _size(self, key: str, size: int | None) -> None:
+        """Record the key's size (None: unknown, measured on the next pending_bytes)."""
+        self._unsize(key)
+        self.pending_sizes[key] = size
+        if size is None:
+            self._unsized += 1
+        else:
+            self._sized_bytes += size
+
+    def _unsize(self, key: str) -> None:
+        """Take the key's current size out of the totals."""
+        if key not in self.pending_sizes:
+            return
+        old = self.pending_sizes[key]
+        if old is None:
+            self._unsized -= 1
+        else:
+            self._sized_bytes -= old
+        self.pending_sizes[key] = 0
 
     def _store(self, rid: str, preds: list) -> None:
         self.store[rid] = preds
@@ -186,5 +218,5 @@ class State:
 
 
 def payload_bytes(payload: Any) -> int:
-    """What a pending entry's rows or predictions weigh: their size as JSON (as in the log)."""
+    """What rows or predictions weigh when no received size is known: their size as JSON."""
     return len(orjson.dumps(payload))
