@@ -136,8 +136,9 @@ class Service:
         LOG.info("ready: open window %d has %d rows", self.state.window.seq, len(self.state.window.rows))
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        for task in (self._timer, self._recovery):
+            if task is not None:
+                task.cancel()
         if self.checker is not None:
             self.checker.stop()
         if self.reports is not None:
