@@ -246,9 +246,10 @@ class App:
 
     async def readyz(self, scope, receive):
         s = self.service
-        if s.ready:
+        problem = s.storage_problem() if s.ready else None
+        if s.ready and problem is None:
             return 200, {"status": "ready", "open_window": s.open_window()}, b"application/json"
-        reason = s.failed or "reference loading or log replay in progress"
+        reason = problem or s.failed or "reference loading or log replay in progress"
         return 503, {"status": "not ready", "reason": reason}, b"application/json"
 
     async def metrics(self, scope, receive):

@@ -77,6 +77,9 @@ class Settings:
     # Ingest.
     max_body_bytes: int = 8 * 1024 * 1024
     pending_max_entries: int = 10000
+    # Pending entries also weigh at most this many bytes in total (their event bodies; in memory they take
+    # 2-12x that): the oldest are evicted first, a single event heavier than this is a 413.
+    pending_max_bytes: int = 16 * 1024 * 1024
     pending_ttl_seconds: float = 60.0
     prediction_output: str = "predictions"
     positive_class_index: int = -1
@@ -87,7 +90,7 @@ class Settings:
     # Write-ahead log.
     fsync: str = "always"
     fsync_interval_ms: int = 50
-    compact_bytes: int = 32 * 1024 * 1024
+    compact_bytes: int = 32 * 1024 * 1024  # log bytes since the last snapshot that start a new segment
     # Ground truth.
     task: str = "auto"  # classification | regression | auto (from the target column)
     positive_label: Any = 1
@@ -190,6 +193,12 @@ TABLE = Table(
         # Ingest.
         _row("max_body_bytes", _COUNT, "larger bodies get 413"),
         _row("pending_max_entries", _COUNT, "request/response join table: most entries"),
+        _row(
+            "pending_max_bytes",
+            _COUNT,
+            "join table: most bytes of the event bodies it holds (2-12x in memory); oldest evicted, a "
+            "heavier single event is a 413",
+        ),
         _row("pending_ttl_seconds", Number(above=0), "request/response join table: seconds an entry waits"),
         _row("prediction_output", Text(), "v2 output tensor that holds the prediction"),
         _row("positive_class_index", Integer(), "column taken when a prediction is a list of class scores"),
@@ -200,7 +209,8 @@ TABLE = Table(
         _row(
             "compact_bytes",
             _COUNT,
-            "compact the log at a window close once it is this large (and 2x the snapshot)",
+            "start a new log segment with a snapshot once the log since the last one is this large (and "
+            "2x the last snapshot), windows closing or not",
         ),
         # Ground truth.
         _row("task", Choice(("auto", "classification", "regression")), "auto reads the target column"),

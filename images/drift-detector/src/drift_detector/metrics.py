@@ -146,10 +146,38 @@ class Metrics:
             M,
             registry=r,
         )
+        self.pending_bytes = Gauge(
+            "drift_detector_pending_bytes",
+            "Size (as JSON) of the rows and predictions waiting in the pending table for their other half.",
+            M,
+            registry=r,
+        ).labels(model_name)  # the service sets its function
+        self.storage_ok = Gauge(
+            "drift_detector_storage_ok",
+            "1 while the write-ahead log takes writes and has room for its next chunk, else 0 (see /readyz).",
+            M,
+            registry=r,
+        ).labels(model_name)  # the service sets its function
+        self.storage_errors = Counter(
+            "drift_detector_storage_errors",
+            "Write-ahead log failures by kind: write, fsync, rotate (retried later), no_room (next chunk).",
+            [*M, "kind"],
+            registry=r,
+        )
+        self.refused_records = Counter(
+            "drift_detector_storage_refused_records",
+            "Log records dropped unwritten because the write-ahead log failed (their requests got 503).",
+            M,
+            registry=r,
+        ).labels(model_name)
         self._feature_stattest: dict[str, str] = {}
         self._lock = threading.Lock()
         self.window_rows = self.window_samples.labels(model_name)  # the service sets its function
         self.checks.labels(model_name)
+
+    def storage_error(self, kind: str, refused_records: int) -> None:
+        self.storage_errors.labels(self.model_name, kind).inc()
+        self.refused_records.inc(refused_records)
 
     def event(self, type_: str, outcome: str, n: int = 1) -> None:
         self.events.add(type_, outcome, n)

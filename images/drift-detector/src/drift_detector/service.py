@@ -2,6 +2,10 @@
 
 Every accepted input becomes a write-ahead-log record before its 200 (see state.py for the records);
 drift checks and reports happen on other threads and processes.
+
+When the log cannot write, the state is rebuilt from what the log holds (nothing refused stays in
+memory), requests are answered 503 and /readyz says why, and a probe write retried with backoff brings
+the service back without a restart. A closed window goes to the checker only once its close is written.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from drift_detector.metrics import Metrics
 from drift_detector.performance import infer_task
 from drift_detector.reports import Reports
 from drift_detector.schema import build_schema, load_reference
-from drift_detector.state import State
+from drift_detector.state import State, payload_bytes
 from drift_detector.stats import NUMERIC, ReferenceProfile
 from drift_detector.wal import WriteAheadLog
 
@@ -28,10 +32,16 @@ LOG = logging.getLogger(__name__)
 TIMER_SECONDS = 1.0
 # Outcome of a logged call that is no inference (a metadata or readiness GET): neither data nor an error.
 IGNORED = "ignored"
+PROBE_FIRST_SECONDS = 0.05  # storage probes back off from here...
+PROBE_MAX_SECONDS = 5.0  # ...to here
 
 
 class NotReady(Exception):
     pass
+
+
+class StorageUnavailable(OSError):
+    """The write-ahead log failed and no probe write has succeeded since: nothing can be accepted."""
 
 
 class Service:
@@ -40,7 +50,14 @@ class Service:
         self.metrics = metrics or Metrics(settings.model_name)
         self.state = State(settings.prediction_store_size, settings.performance_window)
         self.metrics.window_rows.set_function(lambda: len(self.state.window.rows))  # read at scrape time
+        self.metrics.pending_bytes.set_function(lambda: self.state.pending_bytes)
+        self.metrics.storage_ok.set_function(lambda: 0 if self.storage_problem() else 1)
         self.wal = WriteAheadLog(settings.data_dir / "wal", settings.fsync, settings.fsync_interval_ms)
+        self.wal.on_failure = self._storage_failed
+        self._recovery: asyncio.Task | None = None  # rebuilds the state and probes until storage works
+        self._failure: str | None = None  # why the log refuses writes
+        self._submitted: set[int] = set()  # closed windows handed to the checker, not finished yet
+        self._finished: set[int] = set()  # checked windows whose "d" record is not written yet
         self.ready = False
         self.failed: str | None = None
         self.engine: Engine | None = None
@@ -119,8 +136,9 @@ class Service:
         LOG.info("ready: open window %d has %d rows", self.state.window.seq, len(self.state.window.rows))
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        for task in (self._timer, self._recovery):
+            if task is not None:
+                task.cancel()
         if self.checker is not None:
             self.checker.stop()
         if self.reports is not None:
@@ -131,10 +149,80 @@ class Service:
     def _require_ready(self) -> None:
         if not self.ready:
             raise NotReady(self.failed or "reference loading or log replay in progress")
+        if self._recovery is not None:
+            raise StorageUnavailable(f"storage unavailable: {self._failure}")
 
-    def _log(self, rec: list) -> None:
+    def _log(self, rec: list, size: int | None = None) -> None:
+        """Append a record and apply it; a window that is full now closes (so none outgrows a record).
+        size: what a q/p record's payload weighed as received (for the pending table's byte bound)."""
         self.wal.append(rec)
-        self.state.apply(rec)
+        self.state.apply(rec, size)
+        if len(self.state.window.rows) >= self.settings.window_size:
+            self._close()
+
+    def _commit(self) -> asyncio.Future:
+        """Commit what was appended; compaction is checked on every commit, not only on window closes."""
+        self._maybe_compact()
+        return self.wal.commit()
+
+    # --- storage failures -------------------------------------------------------------------------
+    def storage_problem(self) -> str | None:
+        """Why storage keeps the service from being ready, or None."""
+        if self._recovery is not None:
+            return f"storage unavailable, refusing writes until a probe write succeeds: {self._failure}"
+        return self.wal.no_room
+
+    def _storage_failed(self, kind: str, error: BaseException, dropped: int) -> None:
+        """Called by the log (on the event loop) for every failure it sees."""
+        self.metrics.storage_error(kind, dropped)
+        if kind in ("write", "fsync") and self._recovery is None:
+            self._failure = f"write-ahead log {kind} failed: {error}"
+            self._recovery = self.loop.create_task(self._recover())
+
+    async def _recover(self) -> None:
+        """Rebuild the state from the log (drops whatever was refused), then probe with backoff."""
+        delay, rebuilt = PROBE_FIRST_SECONDS, False
+        while True:
+            try:
+                if not rebuilt:
+                    self.state = await asyncio.to_thread(self._replayed_state)
+                    rebuilt = True
+                await self.wal.probe()
+                break
+            except Exception as exc:  # any failure: say why, wait, try again
+                self._failure = f"{'probe' if rebuilt else 'rebuilding the state from the log'}: {exc}"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, PROBE_MAX_SECONDS)
+        self._recovery = self._failure = None
+        LOG.warning("storage recovered: open window %d has %d rows", self.state.window.seq,
+                    len(self.state.window.rows))  # fmt: skip
+        self._resume_checks()
+
+    def _replayed_state(self) -> State:
+        state = State(self.settings.prediction_store_size, self.settings.performance_window)
+        for rec in WriteAheadLog(self.wal.dir).replay():
+            state.apply(rec)
+        return state
+
+    def _resume_checks(self) -> None:
+        """Checks that finished while the log refused, and closes written but never handed over."""
+        for seq in sorted(self._finished):
+            if seq in self.state.closed:
+                self._log(["d", seq])
+        self._finished.clear()
+        for seq, window in list(self.state.closed.items()):
+            if seq not in self._submitted:
+                self._submit(window)
+        self._commit_in_background()
+
+    def _commit_in_background(self, on_error=None) -> None:
+        """Commit records nobody waits for (timer, checker); a failure is handled by the recovery."""
+
+        def done(future: asyncio.Future) -> None:
+            if future.exception() is not None and on_error is not None:
+                on_error()
+
+        self._commit().add_done_callback(done)
 
     async def accept_events(self, events: list[Event]) -> dict:
         """CloudEvents (request or response). All are decoded before any is applied."""
@@ -143,14 +231,14 @@ class Service:
         for ev in events:
             result = self._decode_event(ev)
             (ignored if result is None else decoded).append(result or ev)
+        sizes = [self._within_bounds(ev, payload) for ev, payload, _ in decoded]
         now = time.time()
-        for ev, payload, dq in decoded:
-            self._apply_event(ev, payload, now)
-            self.metrics.quality(dq)
+        for (ev, payload, _), size in zip(decoded, sizes, strict=True):
+            self._apply_event(ev, payload, size, now)
         if decoded:
-            self._after_rows()
-            await self.wal.commit()
-        for ev, _, _ in decoded:
+            await self._commit()
+        for ev, _, dq in decoded:
+            self.metrics.quality(dq)
             self.metrics.event(_kind(ev), "accepted")
         for ev in ignored:
             self._ignore(ev)
@@ -201,19 +289,46 @@ class Service:
                 raise BadInput("non_numeric", f"prediction {value[:40]!r} is not a number") from None
         return value
 
-    def _apply_event(self, ev: Event, payload: list, now: float) -> None:
-        pending = self.state.pending
+    def _within_bounds(self, ev: Event, payload: list) -> int:
+        """The payload's size as received (the body; as JSON in structured mode); refuses what no window
+        or pending table should hold."""
+        s = self.settings
+        what = "request rows" if ev.type == REQUEST_TYPE else "response predictions"
+        if len(payload) > s.window_size:
+            raise BadInput(
+                "too_many_rows",
+                f"{len(payload)} {what} exceed window_size {s.window_size}: one window could not hold them",
+                413,
+            )
+        size = len(ev.body) if isinstance(ev.body, bytes) else payload_bytes(payload)
+        if size > s.pending_max_bytes:
+            raise BadInput(
+                "pending_too_large",
+                f"{what} of {size} bytes exceed pending_max_bytes {s.pending_max_bytes}",
+                413,
+            )
+        return size
+
+    def _apply_event(self, ev: Event, payload: list, size: int, now: float) -> None:
+        state = self.state
         side = 2 if ev.type == REQUEST_TYPE else 3
-        entry = pending.get(ev.id)
+        entry = state.pending.get(ev.id)
         if entry is not None and entry[side] is not None:  # the same Ce-Id twice: settle the first one
             self._expire(ev.id, "duplicate")
             entry = None
-        if entry is None and len(pending) >= self.settings.pending_max_entries:
-            self._expire(next(iter(pending)), "evicted")
+        while entry is None and self._pending_full(size):  # the oldest go; their rows enter the window
+            self._expire(next(iter(state.pending)), "evicted")
         kind = "q" if ev.type == REQUEST_TYPE else "p"
-        self._log([kind, ev.id, ev.request_id, now, payload])
+        self._log([kind, ev.id, ev.request_id, now, payload], size)
         if entry is not None:
             self.metrics.event("join", "matched")
+
+    def _pending_full(self, size: int) -> bool:
+        """Whether a new pending entry of this size needs room (by count or by bytes)."""
+        state, s = self.state, self.settings
+        if not state.pending:
+            return False
+        return len(state.pending) >= s.pending_max_entries or state.pending_bytes + size > s.pending_max_bytes
 
     def _expire(self, key: str, outcome: str) -> None:
         entry = self.state.pending[key]
@@ -249,10 +364,9 @@ class Service:
             chunk_preds = preds[start:end] if has_preds else None
             chunk_ids = ids[start:end] if has_ids else None
             self._log(["i", rows[start:end], chunk_preds, chunk_ids, now])
-            self._after_rows()
             start = end
+        await self._commit()
         self.metrics.quality(dq)
-        await self.wal.commit()
         self.metrics.event("ingest", "accepted")
         return {"accepted": len(rows)}
 
@@ -286,51 +400,64 @@ class Service:
             matched.append([rid, label])
         if matched:
             self._log(["f", matched])
-            await self.wal.commit()
+            await self._commit()
             self.checker.refresh_performance(list(self.state.labelled))
         self.metrics.event("feedback", "matched", len(matched))
         self.metrics.event("feedback", "unknown_id", unknown)
         return {"matched": len(matched), "unknown": unknown}
 
     # --- windows ----------------------------------------------------------------------------------
-    def _after_rows(self) -> None:
-        if len(self.state.window.rows) >= self.settings.window_size:
-            self._close()
-
     def _close(self) -> None:
         window = self.state.window
         self._log(["c", window.seq, time.time()])
-        self._submit(window)
-        self._maybe_compact()
+        # Checked only once the close is written: a refused close leaves the rows in the open window.
+        self.wal.commit().add_done_callback(lambda f: f.exception() is None and self._submit(window))
 
     def _submit(self, window) -> None:
+        self._submitted.add(window.seq)
         for seq in self.checker.submit(window, list(self.state.labelled)):
             LOG.warning("check queue full: window %d not checked", seq)
             self.metrics.event("window", "check_skipped")
-            self._log(["d", seq])
+            self._done(seq)
 
     def _checked_from_thread(self, seq: int) -> None:
         self.loop.call_soon_threadsafe(self._checked, seq)
 
     def _checked(self, seq: int) -> None:
+        self._submitted.discard(seq)
         if seq in self.state.closed:
+            self._done(seq)
+            self._commit_in_background(on_error=lambda: self._finished.add(seq))
+
+    def _done(self, seq: int) -> None:
+        """The window's check finished or was skipped: log it, or keep it for after a storage failure."""
+        self._submitted.discard(seq)
+        if self._recovery is not None:
+            self._finished.add(seq)
+        elif seq in self.state.closed:
             self._log(["d", seq])
-            self.wal.commit()
-            self._maybe_compact()
 
     def _maybe_compact(self) -> None:
-        if self.wal.bytes_in_segment > max(self.settings.compact_bytes, 2 * self.wal.snapshot_bytes):
-            self.wal.rotate(self.state.snapshot())
+        """A new segment with a snapshot once the log outgrows compact_bytes, or sooner when the disk has
+        no room for the next chunk and a snapshot would free space (the old segments go)."""
+        wal = self.wal
+        outgrown = max(self.settings.compact_bytes, 2 * wal.snapshot_bytes)
+        if wal.no_room is not None:
+            outgrown = 2 * wal.snapshot_bytes
+        if wal.bytes_in_segment > outgrown and wal.can_rotate():
+            wal.rotate(self.state.snapshot())
 
     async def _tick(self) -> None:
         s = self.settings
         while True:
             await asyncio.sleep(TIMER_SECONDS)
+            if self._recovery is not None:
+                continue  # nothing may be logged until storage works again
             try:
+                self.wal.retry_room()
                 now = time.time()
                 for key in self.state.expired(now, s.pending_ttl_seconds):
                     self._expire(key, "expired")
-                self._after_rows()
                 window = self.state.window
                 if (
                     s.window_max_age_seconds > 0
@@ -340,7 +467,7 @@ class Service:
                 ):
                     self._close()
                 if self.wal.has_unwritten():
-                    self.wal.commit()  # flush timer records; nobody waits on them
+                    self._commit_in_background()  # flush timer records; nobody waits on them
             except Exception:
                 LOG.exception("timer failed")
 
@@ -351,6 +478,7 @@ class Service:
             "rows": len(w.rows),
             "opened_at": w.opened_at,
             "pending_joins": len(st.pending),
+            "pending_bytes": st.pending_bytes,
             "pending_rows": sum(len(e[2]) for e in st.pending.values() if e[2] is not None),
             "closed_unchecked": len(st.closed),
             "rows_total": st.rows_total,

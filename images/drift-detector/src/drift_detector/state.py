@@ -12,6 +12,10 @@ in the same state. Records (JSON lists, first item the kind):
   ["c", seq, ts]                the open window closes and waits for its check
   ["d", seq]                    that window's check finished (or was skipped)
   ["s", snapshot]               the whole state (first record of a compacted segment)
+
+The pending table is also measured in bytes (`pending_bytes`), so the live path can bound it by size
+as well as by count: the live path passes each entry's size as received (the event body), replay leaves
+it to be measured as JSON when first asked, only for the entries still pending.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 
 @dataclass
@@ -52,13 +58,19 @@ class State:
         self.closed: OrderedDict[int, Window] = OrderedDict()  # closed, check not finished
         # key -> [rid, ts, rows | None, preds | None]
         self.pending: OrderedDict[str, list] = OrderedDict()
+        self.pending_sizes: dict[str, int | None] = {}  # key -> bytes of its rows or predictions
+        self._sized_bytes = 0  # sum of the known sizes
+        self._unsized = 0  # entries whose size is None (replayed): measured on the next pending_bytes
+        self._size_hint: int | None = None  # the size of the entry the record being applied adds
         self.store: OrderedDict[str, list] = OrderedDict()  # rid -> predictions awaiting labels
         self.labelled: deque = deque(maxlen=performance_window)  # [prediction, label] pairs
         self.labelled_total = 0  # pairs ever joined
         self.rows_total = 0  # rows ever added to a window
 
     # --- apply ------------------------------------------------------------------------------
-    def apply(self, rec: list) -> None:
+    def apply(self, rec: list, size: int | None = None) -> None:
+        """Apply one record; size: what a q/p record's payload weighs (None: measured when needed)."""
+        self._size_hint = size
         getattr(self, "_apply_" + rec[0])(*rec[1:])
 
     def _add(self, rows: list, preds: list | None, ts: float) -> None:
@@ -68,21 +80,21 @@ class State:
     def _apply_q(self, key: str, rid: str, ts: float, rows: list) -> None:
         entry = self.pending.get(key)
         if entry is not None and entry[3] is not None and entry[2] is None:
-            del self.pending[key]
+            self._pop_pending(key)
             self._joined(rid, ts, rows, entry[3])
         else:
-            self.pending[key] = [rid, ts, rows, None]
+            self._set_pending(key, [rid, ts, rows, None])
 
     def _apply_p(self, key: str, rid: str, ts: float, preds: list) -> None:
         entry = self.pending.get(key)
         if entry is not None and entry[2] is not None and entry[3] is None:
-            del self.pending[key]
+            self._pop_pending(key)
             self._joined(entry[0], ts, entry[2], preds)
         else:
-            self.pending[key] = [rid, ts, None, preds]
+            self._set_pending(key, [rid, ts, None, preds])
 
     def _apply_x(self, key: str) -> None:
-        entry = self.pending.pop(key, None)
+        entry = self._pop_pending(key)
         if entry is None:
             return
         rid, ts, rows, preds = entry
@@ -122,7 +134,10 @@ class State:
     def _apply_s(self, snap: dict) -> None:
         self.window = Window.load(snap["window"])
         self.closed = OrderedDict((w[0], Window.load(w)) for w in snap["closed"])
-        self.pending = OrderedDict((e[0], e[1:]) for e in snap["pending"])
+        self.pending = OrderedDict()
+        self.pending_sizes, self._sized_bytes, self._unsized, self._size_hint = {}, 0, 0, None
+        for key, *entry in snap["pending"]:
+            self._set_pending(key, entry)
         self.store = OrderedDict((e[0], e[1]) for e in snap["store"])
         self.labelled.clear()
         self.labelled.extend(snap["labelled"])
@@ -136,6 +151,44 @@ class State:
         self._add(rows, preds, ts)
         if preds is not None:
             self._store(rid, preds)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the rows and predictions in the pending table (measures the unsized ones once)."""
+        if self._unsized:
+            for key, entry in self.pending.items():
+                if self.pending_sizes[key] is None:
+                    self._size(key, payload_bytes(entry[2] if entry[2] is not None else entry[3]))
+        return self._sized_bytes
+
+    def _set_pending(self, key: str, entry: list) -> None:
+        self.pending[key] = entry
+        self._size(key, self._size_hint)
+
+    def _pop_pending(self, key: str) -> list | None:
+        self._unsize(key)
+        self.pending_sizes.pop(key, None)
+        return self.pending.pop(key, None)
+
+    def _size(self, key: str, size: int | None) -> None:
+        """Record the key's size (None: unknown, measured on the next pending_bytes)."""
+        self._unsize(key)
+        self.pending_sizes[key] = size
+        if size is None:
+            self._unsized += 1
+        else:
+            self._sized_bytes += size
+
+    def _unsize(self, key: str) -> None:
+        """Take the key's current size out of the totals."""
+        if key not in self.pending_sizes:
+            return
+        old = self.pending_sizes[key]
+        if old is None:
+            self._unsized -= 1
+        else:
+            self._sized_bytes -= old
+        self.pending_sizes[key] = 0
 
     def _store(self, rid: str, preds: list) -> None:
         self.store[rid] = preds
@@ -162,3 +215,8 @@ class State:
                 break
             out.append(key)
         return out
+
+
+def payload_bytes(payload: Any) -> int:
+    """What rows or predictions weigh when no received size is known: their size as JSON."""
+    return len(orjson.dumps(payload))

@@ -11,17 +11,26 @@ appending log. Frame: u32 length, u32 crc32, orjson payload; a zero length ends 
 (a crash in the middle of a write) fails its CRC or length check and is zeroed at replay: it was never
 acknowledged. `rotate(snapshot)` starts a new segment whose first record is a full snapshot of the
 state, then deletes the older segments, so the log stays bounded.
+
+Storage failures. A failed write or fsync puts the log in `error`: the records not yet written are
+dropped (memory stays bounded while the disk refuses), their waiters fail, a partly written batch is
+zeroed again, and `on_failure` tells the owner, which rebuilds its state from what the log holds and
+calls `probe()` until a write and an fsync succeed again. The next CHUNK is zero-filled only while the
+file system keeps RESERVE bytes free after it; without that room the log says so (`no_room`) and
+refuses a batch that would grow the file rather than take the last free space. A rotation whose new
+segment cannot be written is abandoned and retried later: the old segment keeps taking records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import struct
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,6 +41,15 @@ LOG = logging.getLogger(__name__)
 HEADER = struct.Struct("<II")
 MAX_RECORD = 1 << 30
 CHUNK = 4 * 1024 * 1024  # zeroed ahead of the write offset
+RESERVE = 1024 * 1024  # free bytes a zero-fill must leave on the file system
+ROTATE_RETRY_SECONDS = 5.0  # after a rotation failed, the old segment keeps taking records this long
+
+
+class NoRoom(OSError):
+    """The file system has no room for the next zero-filled chunk."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.ENOSPC, message)
 
 
 def encode(record: Any) -> bytes:
@@ -62,7 +80,12 @@ class WriteAheadLog:
         self.bytes_in_segment = 0
         self.snapshot_bytes = 0
         self._last_fsync = 0.0
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # set by a failed write or fsync, cleared by probe()
+        self.no_room: str | None = None  # why the next chunk could not be zero-filled
+        self.rotate_not_before = 0.0  # monotonic time; a failed rotation waits this long
+        self._dirty: tuple[int, int] | None = None  # bytes of a failed write that could not be zeroed
+        # on_failure(kind, error, records_dropped): kind is write, fsync, rotate or no_room.
+        self.on_failure: Callable[[str, BaseException, int], None] | None = None
 
     # --- replay -------------------------------------------------------------------------------
     def segments(self) -> list[Path]:
@@ -123,12 +146,22 @@ class WriteAheadLog:
             self._loop.call_soon(self._flush)
         return fut
 
+    def retry_room(self) -> None:
+        """While there was no room for the next chunk: look again (the timer calls this)."""
+        if self.no_room is not None and self.error is None:
+            self._maybe_extend()
+
+    def can_rotate(self) -> bool:
+        return self.error is None and self._rotation is None and time.monotonic() >= self.rotate_not_before
+
     def rotate(self, snapshot: Any) -> None:
         """Start a new segment with this snapshot; older segments go once it is durable."""
+        if not self.can_rotate():
+            return
         # Records appended so far belong to the old segment; later ones follow the snapshot.
         self._before_rotation += self._buf
         self._buf = []
-        self._rotation = encode(["s", snapshot])
+        self._rotation = _snapshot_frame(snapshot)
         self.bytes_in_segment = self.snapshot_bytes = len(self._rotation)
         if not self._syncing and not self._extending:
             self._rotate()
@@ -139,6 +172,7 @@ class WriteAheadLog:
             return
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+            self._executor = None  # no zero-fill from here on
         try:
             if self._rotation is not None:
                 self._rotate()
@@ -153,6 +187,9 @@ class WriteAheadLog:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self.error is not None:
+            self._fail(self.error, None)
+            return
         if self._rotation is not None:
             return  # held back until the rotation (after the in-flight fsync) is done
         data = b"".join(self._buf)
@@ -161,13 +198,14 @@ class WriteAheadLog:
         waiters, self._waiters = self._waiters, []
         try:
             if data:
+                if self.no_room and self._offset + len(data) > self._allocated:
+                    raise NoRoom(f"refused a write that would grow the log: {self.no_room}")
                 self._write(data)
                 self._buf = []
                 self._maybe_extend()
         except OSError as exc:  # disk full, I/O error: fail the waiters, never acknowledge
-            LOG.error("write-ahead log write failed: %s", exc)
-            self.error = exc
-            _resolve(waiters, exc)
+            self._waiters = waiters + self._waiters
+            self._fail(exc, "write")
             return
         if self.fsync_policy == "always":
             self._sync_waiters.extend(waiters)
@@ -189,44 +227,122 @@ class WriteAheadLog:
     def _synced(self, future: asyncio.Future, waiters: list[asyncio.Future]) -> None:
         self._syncing = False
         error = future.exception()
-        if error is not None:
-            LOG.error("write-ahead log fsync failed: %s", error)
-            self.error = error
         _resolve(waiters, error)
-        if self._rotation is not None and not self._extending:
+        if error is not None:
+            self._fail(error, "fsync")
+        elif self.error is None and self._rotation is not None and not self._extending:
             self._rotate()
             self._flush()
         elif self._sync_waiters:
             self._start_sync()
 
     def _write(self, data: bytes) -> None:
+        """All of data at the write offset, or nothing: a failed write is zeroed again and the offset
+        stays, so the next batch overwrites it and no torn frame sits between valid records."""
+        start = self._offset
         view = memoryview(data)
-        while view:
-            n = os.pwrite(self._fd, view, self._offset)
-            self._offset += n
-            view = view[n:]
+        try:
+            while view:
+                n = os.pwrite(self._fd, view, self._offset)
+                self._offset += n
+                view = view[n:]
+        except OSError:
+            end, self._offset = self._offset, start
+            if end > start:
+                try:  # the blocks are allocated already: overwriting them needs no new space
+                    os.pwrite(self._fd, bytes(end - start), start)
+                except OSError:
+                    self._dirty = (start, end)  # probe() zeroes them before anything else is written
+            raise
+
+    def _fail(self, exc: BaseException, kind: str | None) -> None:
+        """Drop every record not yet written, fail its waiters and tell the owner (once per failure)."""
+        dropped = len(self._buf) + len(self._before_rotation) + (self._rotation is not None)
+        self._buf, self._before_rotation, self._rotation = [], [], None
+        self.bytes_in_segment = self._offset
+        waiters, self._waiters = self._waiters, []
+        _resolve(waiters, exc)
+        if kind == "fsync":  # written after the failed fsync began: nothing says they are on the disk
+            waiters, self._sync_waiters = self._sync_waiters, []
+            _resolve(waiters, exc)
+        elif self._sync_waiters and not self._syncing:  # written before the failure: sync them still
+            self._start_sync()
+        if kind is None or self.error is not None:
+            return
+        LOG.error("write-ahead log %s failed, refusing writes until a probe succeeds: %s", kind, exc)
+        self.error = exc
+        if self.on_failure is not None:
+            self.on_failure(kind, exc, dropped)
 
     def _maybe_extend(self) -> None:
-        """Zero the next CHUNK in the helper thread before the writes get there."""
+        """Zero the next CHUNK in the helper thread before the writes get there, if there is room."""
         if self._extending or self._executor is None or self._allocated - self._offset > CHUNK // 2:
+            return
+        if not self._room_for_chunk():
             return
         self._extending = True
         self._allocated = start = max(self._allocated, self._offset)
         future = self._loop.run_in_executor(self._executor, _zero_fill, self._fd, start, CHUNK)
         future.add_done_callback(lambda f: self._extended(f, start))
 
+    def _room_for_chunk(self) -> bool:
+        """Whether a zero-fill leaves RESERVE free; reports the change either way (once)."""
+        try:
+            st = os.statvfs(self.dir)
+            free = st.f_bavail * st.f_frsize
+        except OSError as exc:
+            free, reason = 0, f"cannot read the free space of {self.dir}: {exc}"
+        else:
+            reason = (
+                f"no room for the next {CHUNK >> 20} MiB log chunk on {self.dir}: {free} bytes free, "
+                f"{CHUNK + RESERVE} needed"
+            )
+        if free >= CHUNK + RESERVE:
+            if self.no_room is not None:
+                LOG.info("write-ahead log: room for the next chunk again (%d bytes free)", free)
+                self.no_room = None
+            return True
+        if self.no_room is None:
+            self.no_room = reason
+            LOG.error("write-ahead log: %s; writes continue into the zeroed space, then are refused", reason)
+            if self.on_failure is not None:
+                self.on_failure("no_room", NoRoom(reason), 0)
+        return False
+
     def _extended(self, future: asyncio.Future, start: int) -> None:
         self._extending = False
-        if future.exception() is None:
+        error = future.exception()
+        if error is None:
             self._allocated = start + CHUNK
-        else:  # not fatal: writes past the zeroed region simply grow the file
-            LOG.warning("write-ahead log: zero-filling failed: %s", future.exception())
+        elif self.no_room is None:  # the space went between the check and the zero-fill
+            self.no_room = f"zero-filling the next log chunk failed: {error}"
+            LOG.error("write-ahead log: %s", self.no_room)
+            if self.on_failure is not None:
+                self.on_failure("no_room", error, 0)
+        if self.error is not None:
+            return
         if self._rotation is not None and not self._syncing:
             self._rotate()
         if self._buf or self._waiters:
             self._flush()
-        else:
+        elif error is None:
             self._maybe_extend()
+
+    async def probe(self) -> None:
+        """After a failure: zero what a failed write left, make room for the next chunk and fsync.
+        Raises OSError while storage still fails; on success the log takes writes again."""
+        if self._extending or self._syncing:
+            raise OSError(errno.EAGAIN, "write-ahead log busy, probe again")
+        if self._allocated - self._offset <= CHUNK // 2 and not self._room_for_chunk():
+            raise NoRoom(self.no_room)
+        extend = self._allocated - self._offset <= CHUNK // 2
+        start = max(self._allocated, self._offset)
+        await self._loop.run_in_executor(self._executor, _probe_io, self._fd, self._dirty, start, extend)
+        self._dirty = None
+        if extend:
+            self._allocated = start + CHUNK
+        self.error = None
+        LOG.info("write-ahead log: probe write succeeded, taking writes again")
 
     def _rotate(self) -> None:
         """Old segment fully synced, new one holds the snapshot, then the old ones go."""
@@ -235,30 +351,54 @@ class WriteAheadLog:
             if self._before_rotation:
                 self._write(b"".join(self._before_rotation))
                 self._before_rotation = []
+        except OSError as exc:
+            self._fail(exc, "write")
+            return
+        try:
             os.fdatasync(self._fd)
-            old = self._segment
-            os.close(self._fd)
-            self._segment += 1
-            path = self._path(self._segment)
-            tmp = path.with_suffix(".tmp")
+        except OSError as exc:
+            self._fail(exc, "fsync")
+            return
+        _resolve(self._sync_waiters, None)  # their records are in the old segment, now synced
+        self._sync_waiters = []
+        try:
+            fd = self._new_segment(self._segment + 1, frame)
+        except OSError as exc:  # the old segment stays complete and keeps taking records
+            LOG.error("write-ahead log rotation failed, retrying in %.0fs: %s", ROTATE_RETRY_SECONDS, exc)
+            self.rotate_not_before = time.monotonic() + ROTATE_RETRY_SECONDS
+            self.bytes_in_segment = self._offset + sum(map(len, self._buf))
+            if self.on_failure is not None:
+                self.on_failure("rotate", exc, 0)
+            return
+        self._switch_to(fd, len(frame))
+        self._maybe_extend()
+
+    def _switch_to(self, fd: int, data_end: int) -> None:
+        """The new segment (opened as fd, data up to data_end) takes the writes; older ones are deleted."""
+        old = self._segment
+        os.close(self._fd)
+        self._fd, self._segment = fd, old + 1
+        self._offset = self._allocated = data_end  # zero-filled next, once the old segments are gone
+        for seg in self.segments():
+            if int(seg.stem.split("-")[1]) <= old:
+                seg.unlink()
+
+    def _new_segment(self, n: int, frame: bytes) -> int:
+        """Segment n holding the snapshot frame, durable and named; removed again if anything fails."""
+        path = self._path(n)
+        tmp = path.with_suffix(".tmp")
+        try:
             with open(tmp, "wb") as fh:
                 fh.write(frame)
-                fh.write(bytes(CHUNK))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
             self._fsync_dir()
-            self._fd = os.open(path, os.O_RDWR)
-            self._offset, self._allocated = len(frame), len(frame) + CHUNK
-        except OSError as exc:
-            LOG.error("write-ahead log rotation failed: %s", exc)
-            self.error = exc
-            return
-        _resolve(self._sync_waiters, None)  # their records were in the old segment, now synced
-        self._sync_waiters = []
-        for seg in self.segments():
-            if int(seg.stem.split("-")[1]) <= old:
-                seg.unlink()
+            return os.open(path, os.O_RDWR)
+        except OSError:
+            for leftover in (tmp, path):
+                leftover.unlink(missing_ok=True)
+            raise
 
     def _path(self, n: int) -> Path:
         return self.dir / f"wal-{n:08d}.log"
@@ -271,8 +411,20 @@ class WriteAheadLog:
             os.close(fd)
 
 
+def _snapshot_frame(snapshot: Any) -> bytes:
+    return encode(["s", snapshot])
+
+
 def _zero_fill(fd: int, start: int, size: int) -> None:
     os.pwrite(fd, bytes(size), start)
+    os.fdatasync(fd)
+
+
+def _probe_io(fd: int, dirty: tuple[int, int] | None, start: int, extend: bool) -> None:
+    if dirty is not None:
+        os.pwrite(fd, bytes(dirty[1] - dirty[0]), dirty[0])
+    if extend:
+        os.pwrite(fd, bytes(CHUNK), start)
     os.fdatasync(fd)
 
 
