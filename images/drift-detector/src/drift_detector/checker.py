@@ -17,9 +17,10 @@ import pandas as pd
 
 from drift_detector import performance
 from drift_detector.metrics import Metrics
-from drift_detector.schema import Schema
+from drift_detector.performance import infer_task
+from drift_detector.schema import Schema, build_schema, load_reference
 from drift_detector.state import Window
-from drift_detector.stats import DriftInputError, ReferenceProfile
+from drift_detector.stats import NUMERIC, DriftInputError, ReferenceProfile
 from drift_detector.stats.cbpe import METHOD as CBPE_METHOD
 from drift_detector.stats.cbpe import PerformanceEstimator
 from drift_detector.stats.multivariate import ReconstructionModel
@@ -140,13 +141,141 @@ class Engine:
         return self._partial[skip]
 
 
+def build_engine(settings) -> tuple[Engine, dict[str, dict]]:
+    """The engine from the reference file, and the checked columns' kind, stattest and threshold
+    (features and prediction) for the reports. Shared by the service and the batch job."""
+    s = settings
+    reference = load_reference(s.reference)
+    schema, prediction_spec = build_schema(reference, s)
+    features = ReferenceProfile.build(reference, schema.specs, drift_share=s.drift_share)
+    prediction = ReferenceProfile.build(reference, prediction_spec) if prediction_spec else None
+    prediction_numeric = all(sp.kind == NUMERIC for sp in prediction_spec.values())
+    task = s.task
+    if task == "auto":
+        task = infer_task(reference[s.target_column]) if s.target_column in reference else "classification"
+    columns = {
+        name: {"kind": sp.kind, "stattest": sp.stattest, "threshold": sp.threshold}
+        for name, sp in {**schema.specs, **prediction_spec}.items()
+    }
+    LOG.info(
+        "reference %s: %d rows, %d features, prediction column %s, task %s",
+        s.reference, len(reference), len(schema.names), bool(prediction_spec), task,
+    )  # fmt: skip
+    engine = Engine(
+        schema=schema,
+        features=features,
+        prediction=prediction,
+        prediction_column=s.prediction_column if prediction_spec else None,
+        prediction_numeric=prediction_numeric,
+        task=task,
+        reference=reference,
+        drift_share=s.drift_share,
+    )
+    return engine, columns
+
+
 @dataclass
 class Job:
     window: Window | None  # None: only refresh model performance
     labelled: list[list[Any]]
 
 
-class Checker:
+class Evaluator:
+    """The drift check of one closed window, free of threads, metrics and history: the service's
+    checker and the batch job (drift_detector.batch) both compute results here."""
+
+    def __init__(self, engine: Engine, settings):
+        self.engine = engine
+        self.settings = settings
+
+    def prepare(self) -> None:
+        """Fit what the reference gives once, before the first check. A failure leaves that part off
+        and must not stop the checks: the per-feature checks still run."""
+        steps = (
+            self.engine.fit_multivariate,
+            self.engine.build_segments,
+            self.engine.fit_performance_estimation,
+        )
+        for step in steps:
+            try:
+                step(self.settings)
+            except Exception:
+                LOG.exception("%s failed: that part of the check stays off", step.__name__)
+
+    def evaluate(self, window: Window, labelled: list[list[Any]]) -> tuple[dict[str, Any], pd.DataFrame]:
+        """The result of one window (without checked_at and duration) and its feature frame."""
+        frame = self.engine.schema.frame(window.rows)
+        # A feature with no value in the whole window cannot be tested; the others still are.
+        skip = tuple(c for c in frame.columns if frame[c].isna().all())
+        if len(skip) == len(frame.columns):
+            raise DriftInputError("no feature has a value in this window")
+        drift = self.engine.feature_profile(skip).check(frame.drop(columns=list(skip)))
+        result: dict[str, Any] = {
+            "model_name": self.settings.model_name,
+            "window": {
+                "seq": window.seq,
+                "opened_at": window.opened_at,
+                "closed_at": window.closed_at,
+                "rows": len(window.rows),
+                "predictions": sum(p is not None for p in window.preds),
+            },
+            **_drift_dict(drift),
+            "unchecked_columns": list(skip),
+            "multivariate": self._multivariate(frame),
+            "segments": self._segments(frame),
+            "prediction_drift": self._prediction_drift(window),
+            "performance": self._performance(labelled),
+        }
+        result["estimated_performance"] = self._estimated_performance(window, result["performance"])
+        return result, frame
+
+    def _multivariate(self, frame: pd.DataFrame) -> dict | None:
+        model = self.engine.multivariate
+        return None if model is None else model.check(frame).to_dict()
+
+    def _segments(self, frame: pd.DataFrame) -> list[dict]:
+        segments = self.engine.segments
+        return [] if segments is None else [s.to_dict() for s in segments.check(frame)]
+
+    def _prediction_drift(self, window: Window) -> dict | None:
+        eng = self.engine
+        if eng.prediction is None:
+            return None
+        preds = [p for p in window.preds if p is not None]
+        if len(preds) < max(1, self.settings.min_samples // 2):
+            return None
+        values = _prediction_series(preds, eng.prediction_numeric)
+        drift = eng.prediction.check(pd.DataFrame({eng.prediction_column: values}))
+        column = _drift_dict(drift)["columns"][0]
+        return {**column, "n_current": len(preds)}
+
+    def _performance(self, labelled: list[list[Any]]) -> dict | None:
+        if len(labelled) < self.settings.performance_min_samples:
+            return None
+        s = self.settings
+        out = performance.compute(labelled, self.engine.task, s.positive_label, s.classification_threshold)
+        return {**out, "samples": len(labelled)}
+
+    def _estimated_performance(self, window: Window, realized: dict | None) -> dict | None:
+        """CBPE on the window's scores; the realized value (labelled feedback) beside each estimate."""
+        estimator = self.engine.estimator
+        if estimator is None:
+            return None
+        scores = _prediction_series(window.preds, numeric=True).to_numpy()
+        metrics = {}
+        for name, estimate in estimator.estimate(scores).items():
+            metrics[name] = estimate.to_dict()
+            if realized is not None and name in realized:
+                metrics[name]["realized"] = realized[name]
+        return {
+            "method": CBPE_METHOD,
+            "calibrated": estimator.calibrated,
+            "n_scored": int(np.count_nonzero(~np.isnan(scores))),
+            "metrics": metrics,
+        }
+
+
+class Checker(Evaluator):
     def __init__(
         self,
         engine: Engine,
@@ -155,8 +284,7 @@ class Checker:
         on_checked: Callable[[int], None],
         reports: Any | None = None,
     ):
-        self.engine = engine
-        self.settings = settings
+        super().__init__(engine, settings)
         self.metrics = metrics
         self.on_checked = on_checked  # called from this thread; must hand over to the event loop
         self.reports = reports
@@ -218,7 +346,7 @@ class Checker:
 
     # --- worker ---------------------------------------------------------------------------------
     def _run(self) -> None:
-        self._prepare()
+        self.prepare()
         while True:
             with self._cond:
                 while not self._jobs and not self._stopping:
@@ -245,53 +373,18 @@ class Checker:
             finally:
                 self._busy = False
 
-    def _prepare(self) -> None:
-        """Fit what the reference gives once, off the event loop, before the first check. A failure
-        leaves that part off and must not end this thread: the per-feature checks still run."""
-        steps = (
-            self.engine.fit_multivariate,
-            self.engine.build_segments,
-            self.engine.fit_performance_estimation,
-        )
-        for step in steps:
-            try:
-                step(self.settings)
-            except Exception:
-                LOG.exception("%s failed: that part of the check stays off", step.__name__)
-
     def _check(self, job: Job) -> None:
         window = job.window
         started = time.perf_counter()
-        frame = self.engine.schema.frame(window.rows)
-        # A feature with no value in the whole window cannot be tested; the others still are.
-        skip = tuple(c for c in frame.columns if frame[c].isna().all())
-        if len(skip) == len(frame.columns):
-            raise DriftInputError("no feature has a value in this window")
-        drift = self.engine.feature_profile(skip).check(frame.drop(columns=list(skip)))
-        result: dict[str, Any] = {
-            "model_name": self.settings.model_name,
-            "window": {
-                "seq": window.seq,
-                "opened_at": window.opened_at,
-                "closed_at": window.closed_at,
-                "rows": len(window.rows),
-                "predictions": sum(p is not None for p in window.preds),
-            },
-            **_drift_dict(drift),
-            "unchecked_columns": list(skip),
-            "multivariate": self._multivariate(frame),
-            "segments": self._segments(frame),
-            "prediction_drift": self._prediction_drift(window),
-            "performance": self._performance(job.labelled),
-        }
-        result["estimated_performance"] = self._estimated_performance(window, result["performance"])
+        result, frame = self.evaluate(window, job.labelled)
         duration = time.perf_counter() - started
         now = time.time()
         result["checked_at"] = now
         result["duration_seconds"] = duration
         if self.reports is not None and self._want_report(window.seq, result):
             try:
-                report_frame = self._report_frame(frame.drop(columns=list(skip)), window)
+                checked = frame.drop(columns=result["unchecked_columns"])
+                report_frame = self._report_frame(checked, window)
                 result["report"] = self.reports.submit(window.seq, report_frame, result)
             # Reports are best effort; the check result stands. ValueError/TypeError: pyarrow cannot
             # store a column mixing types (say an unseen text value in a bool column) as parquet.
@@ -300,51 +393,6 @@ class Checker:
         self.metrics.record_check(result, duration, now)
         self._remember(result)
         self.on_checked(window.seq)
-
-    def _multivariate(self, frame: pd.DataFrame) -> dict | None:
-        model = self.engine.multivariate
-        return None if model is None else model.check(frame).to_dict()
-
-    def _segments(self, frame: pd.DataFrame) -> list[dict]:
-        segments = self.engine.segments
-        return [] if segments is None else [s.to_dict() for s in segments.check(frame)]
-
-    def _prediction_drift(self, window: Window) -> dict | None:
-        eng = self.engine
-        if eng.prediction is None:
-            return None
-        preds = [p for p in window.preds if p is not None]
-        if len(preds) < max(1, self.settings.min_samples // 2):
-            return None
-        values = _prediction_series(preds, eng.prediction_numeric)
-        drift = eng.prediction.check(pd.DataFrame({eng.prediction_column: values}))
-        column = _drift_dict(drift)["columns"][0]
-        return {**column, "n_current": len(preds)}
-
-    def _performance(self, labelled: list[list[Any]]) -> dict | None:
-        if len(labelled) < self.settings.performance_min_samples:
-            return None
-        s = self.settings
-        out = performance.compute(labelled, self.engine.task, s.positive_label, s.classification_threshold)
-        return {**out, "samples": len(labelled)}
-
-    def _estimated_performance(self, window: Window, realized: dict | None) -> dict | None:
-        """CBPE on the window's scores; the realized value (labelled feedback) beside each estimate."""
-        estimator = self.engine.estimator
-        if estimator is None:
-            return None
-        scores = _prediction_series(window.preds, numeric=True).to_numpy()
-        metrics = {}
-        for name, estimate in estimator.estimate(scores).items():
-            metrics[name] = estimate.to_dict()
-            if realized is not None and name in realized:
-                metrics[name]["realized"] = realized[name]
-        return {
-            "method": CBPE_METHOD,
-            "calibrated": estimator.calibrated,
-            "n_scored": int(np.count_nonzero(~np.isnan(scores))),
-            "metrics": metrics,
-        }
 
     def _want_report(self, seq: int, result: dict) -> bool:
         """On drift and every Nth window, but not more often than reports_min_interval_seconds:
