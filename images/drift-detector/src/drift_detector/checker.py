@@ -295,6 +295,7 @@ class Checker(Evaluator):
         self.history_path = Path(settings.data_dir) / "history.jsonl"
         self._lines_in_file = 0
         self._lock = threading.Lock()
+        self._file_lock = threading.Lock()  # the checker thread and imports both append to history
         self._perf_queued = threading.Event()
         self._busy = False
         self._last_report = -float("inf")
@@ -338,6 +339,12 @@ class Checker(Evaluator):
     def latest(self) -> dict | None:
         with self._lock:
             return self.history[-1] if self.history else None
+
+    def add_result(self, result: dict) -> None:
+        """A result checked elsewhere (the batch job, see imports.py): exported and kept as if checked
+        here. Called from the event loop, so the history file is written under the checker's lock."""
+        self.metrics.record_check(result, result.get("duration_seconds") or 0.0, result["checked_at"])
+        self._remember(result)
 
     def recent(self, limit: int) -> list[dict]:
         with self._lock:
@@ -416,6 +423,10 @@ class Checker(Evaluator):
 
     # --- history ----------------------------------------------------------------------------------
     def _remember(self, result: dict) -> None:
+        with self._file_lock:
+            self._remember_locked(result)
+
+    def _remember_locked(self, result: dict) -> None:
         with self._lock:
             self.history.append(result)
         try:

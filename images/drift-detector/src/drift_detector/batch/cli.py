@@ -80,6 +80,11 @@ def main(argv: list[str]) -> int:
     except (ConfigError, blob.LogsError) as exc:
         print(f"drift_detector batch: {exc}", file=sys.stderr)
         return 2
+    try:
+        runner = _engine(args.engine)
+    except ImportError as exc:
+        print(f"drift_detector batch: --engine spark needs drift-detector[spark] ({exc})", file=sys.stderr)
+        return 2
     print(f"batch: {len(objects)} log objects under {args.logs}, engine {args.engine}", file=sys.stderr)
     engine, _ = build_engine(settings)
     evaluator = Evaluator(engine, settings)
@@ -87,7 +92,7 @@ def main(argv: list[str]) -> int:
     job = Job(settings, args.logs, filesystem, evaluator, len(objects), args.spark_master, args.partitions)
     writer = ResultsWriter(args.out)
     try:
-        for result in _engine(args.engine).run(job, objects):
+        for result in runner.run(job, objects):
             writer.add(result)
     except blob.LogsError as exc:
         print(f"drift_detector batch: {exc}", file=sys.stderr)
