@@ -95,6 +95,7 @@ def main(argv: list[str]) -> int:
         for result in runner.run(job, objects):
             writer.add(result)
     except blob.LogsError as exc:
+        writer.abort()
         print(f"drift_detector batch: {exc}", file=sys.stderr)
         return 2
     writer.finish(_summary(job, objects, writer.count, args))

@@ -66,6 +66,11 @@ class ResultsWriter:
         os.replace(self._tmp, self.out / RESULTS_JSONL)
         (self.out / SUMMARY).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
 
+    def abort(self) -> None:
+        """A failed run leaves no partial file behind."""
+        self._jsonl.close()
+        self._tmp.unlink(missing_ok=True)
+
     @property
     def count(self) -> int:
         return len(self._rows)
