@@ -195,3 +195,20 @@ def test_parquet_results_are_the_jsonl_results(run_dir, online):
     assert [orjson.loads(row["result"]) for row in table] == lines
     assert [row["seq"] for row in table] == [r["window"]["seq"] for r in lines]
     assert [row["dataset_drift"] for row in table] == [r["dataset_drift"] for r in lines]
+
+
+def test_spark_names_an_unreadable_object(run_dir, s3, spark, capsys):
+    """An object the executors cannot read ends the run as locally: exit 2, one line naming it."""
+    import boto3
+
+    key = "broken/ns/isvc/predictor/payloads/0a-request.parquet"
+    boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"]).put_object(
+        Bucket=BUCKET, Key=key, Body=b"not parquet"
+    )
+    out = run_dir / "batch-broken"
+    argv = ["--logs", f"s3://{BUCKET}/broken", "--reference", str(BUILD / "reference.parquet")]
+    argv += ["--window-size", str(WINDOW_SIZE), "--min-samples", str(MIN_SAMPLES), "--engine", "spark"]
+    assert cli.main([*argv, "--out", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("drift_detector batch: cannot read") and key in last, last
+    assert not (out / RESULTS_JSONL).exists()
