@@ -130,5 +130,8 @@ def _summary(job: Job, objects, checked: int, args) -> dict:
         "objects": len(objects),
         "windows_checked": checked,
         "events": [{"type": t, "outcome": o, "count": n} for (t, o), n in sorted(seq.outcomes.items())],
+        "data_quality": [
+            {"feature_name": f, "kind": k, "count": n} for (f, k), n in sorted(seq.quality.items())
+        ],
         "open_window": seq.open_window(),
     }

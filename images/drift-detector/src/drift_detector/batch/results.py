@@ -2,7 +2,8 @@
 
 results.jsonl  one result per line, in window order, exactly as GET /api/v1/drift/history returns them
 results.parquet  one row per window: the headline numbers as columns, plus the whole result as JSON
-summary.json   what the run read, refused and left open (like drift_detector_events_total)
+summary.json   what the run read, refused and left open (like drift_detector_events_total), and the
+               data-quality violations of the accepted rows (drift_detector_data_quality_violations_total)
 """
 
 from __future__ import annotations
