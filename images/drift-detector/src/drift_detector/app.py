@@ -246,8 +246,11 @@ class App:
 
     async def readyz(self, scope, receive):
         s = self.service
-        if s.ready:
-            return 200, {"status": "ready", "open_window": s.open_window()}, b"application/json"
+        if s.ready:  # a damaged log still serves (the logger keeps delivering) and says so
+            log = s.wal.replay_report
+            status = "degraded" if log.degraded else "ready"
+            body = {"status": status, "open_window": s.open_window(), "log": log.as_dict()}
+            return 200, body, b"application/json"
         reason = s.failed or "reference loading or log replay in progress"
         return 503, {"status": "not ready", "reason": reason}, b"application/json"
 

@@ -7,10 +7,12 @@ the next records are written and queue up, and one fsync then covers all of them
 
 Layout: <dir>/wal-<n>.log segments, zero-filled ahead of the writes (CHUNK at a time, by the helper
 thread) so that an fdatasync flushes data only, never the file size: about half the latency of an
-appending log. Frame: u32 length, u32 crc32, orjson payload; a zero length ends the data. A torn tail
-(a crash in the middle of a write) fails its CRC or length check and is zeroed at replay: it was never
-acknowledged. `rotate(snapshot)` starts a new segment whose first record is a full snapshot of the
-state, then deletes the older segments, so the log stays bounded.
+appending log. Each segment opens with a versioned header; each record is a typed frame with a CRC and
+a sequence number (wal_format.py). `rotate(snapshot)` starts a new segment whose first record is a full
+snapshot of the state, then deletes the segments before the previous one: the previous one stays so
+that a snapshot that cannot be read falls back to the one before it. Replay (wal_replay.py) zeroes a
+torn tail (a crash in the middle of a write, never acknowledged) and skips and counts corruption in the
+middle, never destroying a readable record.
 """
 
 from __future__ import annotations
@@ -18,25 +20,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import struct
 import time
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
+from drift_detector.wal_format import encode, segment_header
+from drift_detector.wal_replay import Replay, ReplayReport, segment_number
 
 LOG = logging.getLogger(__name__)
-HEADER = struct.Struct("<II")
-MAX_RECORD = 1 << 30
 CHUNK = 4 * 1024 * 1024  # zeroed ahead of the write offset
-
-
-def encode(record: Any) -> bytes:
-    payload = orjson.dumps(record)
-    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 class WriteAheadLog:
@@ -57,6 +51,10 @@ class WriteAheadLog:
         self._allocated = 0  # end of the zeroed region that writes may use without racing the zeroing
         self._extending = False  # the helper thread is zeroing [_allocated, _allocated + CHUNK)
         self._segment = 0
+        self._fresh = True  # the segment to write is new: it needs a header
+        self._seq = 0  # sequence number of the last record appended
+        self._base = 1  # first segment that replay may need: the ones before it go at the next rotation
+        self.replay_report = ReplayReport()
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.bytes_in_segment = 0
@@ -66,32 +64,24 @@ class WriteAheadLog:
 
     # --- replay -------------------------------------------------------------------------------
     def segments(self) -> list[Path]:
-        return sorted(self.dir.glob("wal-*.log"), key=lambda p: int(p.stem.split("-")[1]))
+        return sorted(self.dir.glob("wal-*.log"), key=segment_number)
 
-    def replay(self) -> Iterator[Any]:
-        """Every intact record in order; zeroes a torn tail of the last segment."""
+    def replay(self) -> Iterator[list]:
+        """Every readable record in order (see wal_replay.py); `replay_report` tells what was found.
+
+        Raises LogFormatError when the log cannot be replayed to a state it can prove."""
         segments = self.segments()
-        for i, path in enumerate(segments):
-            data = path.read_bytes()
-            pos = 0
-            while pos + HEADER.size <= len(data):
-                length, crc = HEADER.unpack_from(data, pos)
-                payload = data[pos + HEADER.size : pos + HEADER.size + length]
-                if length == 0 or length > MAX_RECORD or len(payload) != length or zlib.crc32(payload) != crc:
-                    break
-                yield orjson.loads(payload)
-                pos += HEADER.size + length
-            if i == len(segments) - 1:
-                self._offset, self._allocated = pos, len(data)
-                if data[pos:].strip(b"\0"):
-                    LOG.warning("write-ahead log %s: zeroing a torn tail after byte %d", path.name, pos)
-                    with open(path, "r+b") as fh:
-                        fh.seek(pos)
-                        fh.write(bytes(len(data) - pos))
-                        os.fsync(fh.fileno())
-        if segments:
-            self._segment = int(segments[-1].stem.split("-")[1])
-            self.bytes_in_segment = self._offset
+        replay = Replay(self.dir, segments)
+        self.replay_report = replay.report
+        yield from replay.records()
+        self._seq = replay.last_seq
+        self._base = replay.base or 1
+        if replay.tail is not None:  # keep appending to the newest segment
+            self._segment, self._offset, self._allocated = replay.tail
+            self._fresh = False
+        elif segments:  # the newest segment is in the old format or its header is damaged
+            self._segment = segment_number(segments[-1]) + 1
+        self.bytes_in_segment = self._offset
 
     # --- writing ------------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -99,12 +89,16 @@ class WriteAheadLog:
         if self._segment == 0:
             self._segment = 1
         self._fd = os.open(self._path(self._segment), os.O_RDWR | os.O_CREAT, 0o640)
+        if self._fresh:  # durable with the first commit's fdatasync
+            self._write(segment_header(self._seq, snapshot=False))
+            self.bytes_in_segment = self._offset
         self._fsync_dir()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
         self._maybe_extend()
 
-    def append(self, record: Any) -> None:
-        frame = encode(record)
+    def append(self, record: list) -> None:
+        self._seq += 1
+        frame = encode(record, self._seq)
         self._buf.append(frame)
         self.bytes_in_segment += len(frame)
 
@@ -124,11 +118,12 @@ class WriteAheadLog:
         return fut
 
     def rotate(self, snapshot: Any) -> None:
-        """Start a new segment with this snapshot; older segments go once it is durable."""
+        """Start a new segment with this snapshot; the segments before the current one's start go later."""
         # Records appended so far belong to the old segment; later ones follow the snapshot.
         self._before_rotation += self._buf
         self._buf = []
-        self._rotation = encode(["s", snapshot])
+        # The snapshot carries the number of the last record it includes: the numbers stay gapless.
+        self._rotation = segment_header(self._seq, snapshot=True) + encode(["s", snapshot], self._seq)
         self.bytes_in_segment = self.snapshot_bytes = len(self._rotation)
         if not self._syncing and not self._extending:
             self._rotate()
@@ -229,14 +224,13 @@ class WriteAheadLog:
             self._maybe_extend()
 
     def _rotate(self) -> None:
-        """Old segment fully synced, new one holds the snapshot, then the old ones go."""
+        """Old segment synced, the new one holds the snapshot, then the segments replay cannot need go."""
         frame, self._rotation = self._rotation, None
         try:
             if self._before_rotation:
                 self._write(b"".join(self._before_rotation))
                 self._before_rotation = []
             os.fdatasync(self._fd)
-            old = self._segment
             os.close(self._fd)
             self._segment += 1
             path = self._path(self._segment)
@@ -256,9 +250,10 @@ class WriteAheadLog:
             return
         _resolve(self._sync_waiters, None)  # their records were in the old segment, now synced
         self._sync_waiters = []
-        for seg in self.segments():
-            if int(seg.stem.split("-")[1]) <= old:
+        for seg in self.segments():  # keep what replay needs if the new snapshot cannot be read
+            if segment_number(seg) < self._base:
                 seg.unlink()
+        self._base = self._segment
 
     def _path(self, n: int) -> Path:
         return self.dir / f"wal-{n:08d}.log"
