@@ -103,6 +103,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_row(make_server, window_size, 
     assert w["rows"] == len(state.window.rows)
     assert w["pending_rows"] == sum(len(e[2]) for e in state.pending.values() if e[2] is not None)
     assert w["rows_total"] == state.rows_total
+    assert again.client.get("/readyz").json()["log"]["degraded"] is False  # a kill leaves no damage
     # Windows closed before the kill but not yet checked are checked after the restart.
     again.wait_for(lambda: again.window()["closed_unchecked"] == 0, timeout=60, what="re-checks")
 
