@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -106,7 +105,7 @@ class Replay:
                 self.base = seg.number
                 return chain
         newest = chain[-1]
-        self._preserve(newest)
+        self._preserve(newest, newest.header.size)
         raise LogFormatError(
             f"write-ahead log {newest.path.name} is corrupt: its snapshot (or segment header) cannot be "
             f"read and no older segment holds the records before it; no file was changed, a copy is in "
@@ -132,14 +131,14 @@ class Replay:
     # --- reading ----------------------------------------------------------------------------------
     def _segment(self, seg: Segment, first: bool, last: bool) -> Iterator[list]:
         self.report.old_format |= seg.header.version == 1
-        damaged = not seg.header.ok
-        if damaged:
+        damaged: int | None = None if seg.header.ok else 0  # offset of the first damage
+        if damaged is not None:
             self._damage(seg, Damage(0, seg.header.size))
         reader = SegmentReader(seg.data, seg.header)
         try:
             for item in reader:
                 if isinstance(item, Damage):
-                    damaged = True
+                    damaged = item.start if damaged is None else damaged
                     self._damage(seg, item)
                     continue
                 record = self._accept(seg, item, base=first and item.start == seg.header.size)
@@ -149,10 +148,10 @@ class Replay:
             raise LogFormatError(f"write-ahead log {seg.path.name}: {exc}") from None
         dirty = len(seg.data[reader.end :].rstrip(b"\0"))
         if dirty and not last:  # later segments follow: damage, not a torn write
-            damaged = True
+            damaged = reader.end if damaged is None else damaged
             self._damage(seg, Damage(reader.end, reader.end + dirty))
-        if damaged:
-            self._preserve(seg)
+        if damaged is not None:
+            self._preserve(seg, damaged)
         if last:
             if dirty:
                 self._zero_torn_tail(seg, reader.end, dirty)
@@ -196,11 +195,11 @@ class Replay:
         )  # fmt: skip
 
     # --- changing files ---------------------------------------------------------------------------
-    def _preserve(self, seg: Segment) -> None:
-        """A copy of the segment as found, before anything in it changes (one per distinct content)."""
+    def _preserve(self, seg: Segment, damage_at: int) -> None:
+        """A copy of the segment as found, before anything in it changes: one per damage, not per restart."""
         directory = self.dir / "corrupt"
         directory.mkdir(exist_ok=True)
-        copy = directory / f"{seg.path.name}.{zlib.crc32(seg.data):08x}"
+        copy = directory / f"{seg.path.name}.damaged-at-{damage_at}"
         if not copy.exists():
             tmp = copy.with_suffix(".tmp")
             tmp.write_bytes(seg.data)
