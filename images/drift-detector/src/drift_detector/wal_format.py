@@ -60,11 +60,16 @@ class LogFormatError(Exception):
     """The log cannot be read into a state it can prove; the message names the file."""
 
 
+_pack_fields = FRAME_FIELDS.pack  # bound once: encode runs for every record on the event loop
+_pack_crc = struct.Struct("<I").pack
+_crc32 = zlib.crc32
+
+
 def encode(record: list, seq: int) -> bytes:
     """One format-2 frame; record is [kind letter, *fields]."""
     payload = orjson.dumps(record[1:])
-    fields = FRAME_FIELDS.pack(len(payload), TYPE_NUMBERS[record[0]], 0, seq)
-    return MARKER + struct.pack("<I", zlib.crc32(payload, zlib.crc32(fields))) + fields + payload
+    fields = _pack_fields(len(payload), TYPE_NUMBERS[record[0]], 0, seq)
+    return MARKER + _pack_crc(_crc32(payload, _crc32(fields))) + fields + payload
 
 
 def segment_header(base_seq: int, snapshot: bool) -> bytes:
