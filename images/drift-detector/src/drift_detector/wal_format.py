@@ -143,7 +143,7 @@ class SegmentReader:
             yield frame
             pos = self.end = frame.end
 
-    def _read_v2(self, pos: int) -> Frame | None:
+    def _read_v2(self, pos: int, decode: bool = True) -> Frame | None:
         if pos + FRAME.size > len(self.data):
             return None
         marker, crc, length, number, _, seq = FRAME.unpack_from(self.data, pos)
@@ -153,6 +153,8 @@ class SegmentReader:
         kind = KINDS.get(number)
         if kind is None:  # intact, but written by a newer detector
             raise LogFormatError(f"record type {number} at byte {pos} is unknown to this detector")
+        if not decode:  # checked, type and number known: enough to choose where replay starts
+            return Frame(pos, end, seq, [kind])
         fields = _loads(self.view[pos + FRAME.size : end])
         return None if fields is None else Frame(pos, end, seq, [kind, *fields])
 
@@ -190,9 +192,10 @@ class SegmentReader:
 
 
 def first_frame(data: bytes, header: Header) -> Frame | None:
-    """The segment's first frame if it is readable where it should start."""
+    """The segment's first frame if it is readable where it should start (format 2: not decoded)."""
+    reader = SegmentReader(data, header)
     try:
-        return SegmentReader(data, header).read(header.size)
+        return reader.read(header.size) if header.version == 1 else reader._read_v2(header.size, decode=False)
     except LogFormatError:
         return None
 
