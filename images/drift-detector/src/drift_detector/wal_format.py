@@ -102,7 +102,7 @@ def read_header(data: bytes, name: str) -> Header:
     return Header(version, True, bool(flags & SNAPSHOT), base_seq, SEGMENT_HEADER.size)
 
 
-@dataclass
+@dataclass(slots=True)
 class Frame:
     start: int
     end: int
@@ -110,7 +110,7 @@ class Frame:
     record: list
 
 
-@dataclass
+@dataclass(slots=True)
 class Damage:
     """Bytes [start, end) that hold no readable frame, with a readable frame right after them."""
 
