@@ -10,7 +10,8 @@ import httpx
 import pytest
 from conftest import REQUEST, RESPONSE, kserve_headers
 from drift_detector.state import State
-from drift_detector.wal import WriteAheadLog, encode
+from drift_detector.wal import WriteAheadLog
+from drift_detector.wal_format import encode, segment_header
 
 
 class Stream:
@@ -102,6 +103,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_row(make_server, window_size, 
     assert w["rows"] == len(state.window.rows)
     assert w["pending_rows"] == sum(len(e[2]) for e in state.pending.values() if e[2] is not None)
     assert w["rows_total"] == state.rows_total
+    assert again.client.get("/readyz").json()["log"]["degraded"] is False  # a kill leaves no damage
     # Windows closed before the kill but not yet checked are checked after the restart.
     again.wait_for(lambda: again.window()["closed_unchecked"] == 0, timeout=60, what="re-checks")
 
@@ -109,8 +111,8 @@ def test_sigkill_mid_stream_loses_no_acknowledged_row(make_server, window_size, 
 def test_torn_tail_is_zeroed_and_later_records_follow_the_intact_ones(tmp_path):
     wal_dir = tmp_path / "wal"
     wal_dir.mkdir()
-    good = encode(["i", [[1.0, 2.0, "red"]], None, None, 1.0])
-    torn = encode(["c", 1, 2.0])[:-3]  # the crash came in the middle of this write
+    good = segment_header(0, snapshot=False) + encode(["i", [[1.0, 2.0, "red"]], None, None, 1.0], 1)
+    torn = encode(["c", 1, 2.0], 2)[:-3]  # the crash came in the middle of this write
     (wal_dir / "wal-00000001.log").write_bytes(good + torn + bytes(100))
     log = WriteAheadLog(wal_dir)
     assert list(log.replay()) == [["i", [[1.0, 2.0, "red"]], None, None, 1.0]]

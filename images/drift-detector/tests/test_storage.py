@@ -234,7 +234,8 @@ def test_response_only_traffic_keeps_the_log_bounded(make_server):
     segments = sorted(p.name for p in wal_dir.glob("wal-*.log"))
     logged = segment_data_bytes(wal_dir)
     assert server.window()["rows_total"] == 0  # not one window closed
-    assert int(segments[-1][4:12]) > 1 and len(segments) == 1, segments
+    # Compacted more than once; the segment before the newest snapshot stays for a snapshot fallback.
+    assert int(segments[-1][4:12]) > 2 and len(segments) <= 2, segments
     assert logged < 3 * compact, f"{logged} bytes of log after {sent} response-only events"
     print(f"\nresponse-only: {sent} events, log holds {logged} bytes (compact_bytes {compact})")
 

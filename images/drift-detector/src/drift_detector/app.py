@@ -252,8 +252,11 @@ class App:
     async def readyz(self, scope, receive):
         s = self.service
         problem = s.storage_problem() if s.ready else None
-        if s.ready and problem is None:
-            return 200, {"status": "ready", "open_window": s.open_window()}, b"application/json"
+        if s.ready and problem is None:  # a damaged log still serves (the logger keeps delivering)
+            log = s.wal.replay_report
+            status = "degraded" if log.degraded else "ready"
+            body = {"status": status, "open_window": s.open_window(), "log": log.as_dict()}
+            return 200, body, b"application/json"
         reason = problem or s.failed or "reference loading or log replay in progress"
         return 503, {"status": "not ready", "reason": reason}, b"application/json"
 

@@ -170,10 +170,36 @@ class Metrics:
             M,
             registry=r,
         ).labels(model_name)
+        self.wal_corrupt_records = Counter(
+            "drift_detector_wal_corrupt_records",
+            "Write-ahead log records lost to damage found by the replay at start (skipped, not applied).",
+            M,
+            registry=r,
+        )
+        self.wal_corrupt_bytes = Counter(
+            "drift_detector_wal_corrupt_bytes",
+            "Write-ahead log bytes skipped by the replay at start because no record in them could be read.",
+            M,
+            registry=r,
+        )
+        self.wal_degraded = Gauge(
+            "drift_detector_wal_replay_degraded",
+            "1 when the replay at start skipped damaged log records or fell back to an older snapshot.",
+            M,
+            registry=r,
+        )
         self._feature_stattest: dict[str, str] = {}
         self._lock = threading.Lock()
         self.window_rows = self.window_samples.labels(model_name)  # the service sets its function
         self.checks.labels(model_name)
+        for series in (self.wal_corrupt_records, self.wal_corrupt_bytes, self.wal_degraded):
+            series.labels(model_name)  # 0 from the first scrape: alerts see the series before damage
+
+    def record_replay(self, report) -> None:
+        m = self.model_name
+        self.wal_corrupt_records.labels(m).inc(report.corrupt_records)
+        self.wal_corrupt_bytes.labels(m).inc(report.corrupt_bytes)
+        self.wal_degraded.labels(m).set(1 if report.degraded else 0)
 
     def storage_error(self, kind: str, refused_records: int) -> None:
         self.storage_errors.labels(self.model_name, kind).inc()

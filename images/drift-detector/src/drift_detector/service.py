@@ -24,6 +24,7 @@ from drift_detector.metrics import Metrics
 from drift_detector.reports import Reports
 from drift_detector.state import State, payload_bytes
 from drift_detector.wal import WriteAheadLog
+from drift_detector.wal_format import LogFormatError
 
 LOG = logging.getLogger(__name__)
 TIMER_SECONDS = 1.0
@@ -77,15 +78,28 @@ class Service:
         try:
             started = time.monotonic()
             self.engine = self._build_engine()
-            replayed = 0
             for rec in self.wal.replay():
                 self.state.apply(rec)
-                replayed += 1
-            LOG.info("replayed %d log records in %.2fs", replayed, time.monotonic() - started)
+            self._report_replay(time.monotonic() - started)
             self.loop.call_soon_threadsafe(self._go_live)
+        except LogFormatError as exc:  # the message says what is wrong and how to recover
+            LOG.error("startup refused: %s", exc)
+            self.failed = str(exc)
         except Exception as exc:
             LOG.exception("startup failed")
             self.failed = f"{type(exc).__name__}: {exc}"
+
+    def _report_replay(self, seconds: float) -> None:
+        report = self.wal.replay_report
+        self.metrics.record_replay(report)
+        LOG.info("replayed %d log records in %.2fs", report.records, seconds)
+        if report.degraded:
+            LOG.error(
+                "the write-ahead log was damaged: %d records lost, %d bytes skipped, snapshot fallback %s; "
+                "copies of the damaged segments: %s",
+                report.corrupt_records, report.corrupt_bytes, report.snapshot_fallback,
+                ", ".join(report.preserved),
+            )  # fmt: skip
 
     def _build_engine(self) -> Engine:
         s = self.settings

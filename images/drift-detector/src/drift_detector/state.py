@@ -2,16 +2,19 @@
 
 The live path decides what happens (which record to write), appends the record to the write-ahead
 log and applies it here; replay after a restart applies the same records in the same order and ends
-in the same state. Records (JSON lists, first item the kind):
+in the same state. Records (JSON lists, first item the kind; the name is the record type on disk,
+wal_format.RECORD_TYPES):
 
-  ["q", key, rid, ts, rows]     request event: feature rows wait in the pending table for the response
-  ["p", key, rid, ts, preds]    response event: predictions (joins with the request by key = Ce-Id)
-  ["x", key]                    pending entry expired or evicted: its rows enter the window unjoined
-  ["i", rows, preds, ids, ts]   rows posted to /v1/ingest (preds and ids may be null)
-  ["f", [[rid, label], ...]]    labels joined with stored predictions
-  ["c", seq, ts]                the open window closes and waits for its check
-  ["d", seq]                    that window's check finished (or was skipped)
-  ["s", snapshot]               the whole state (first record of a compacted segment)
+  ["q", key, rid, ts, rows]     request: feature rows wait in the pending table for the response
+  ["p", key, rid, ts, preds]    response: predictions (joins with the request by key = Ce-Id)
+  ["x", key]                    pending_settled: expired or evicted, its rows enter the window unjoined
+  ["i", rows, preds, ids, ts]   ingest: rows posted to /v1/ingest (preds and ids may be null)
+  ["f", [[rid, label], ...]]    feedback: labels joined with stored predictions
+  ["c", seq, ts]                window_closed: the open window closes and waits for its check
+  ["d", seq]                    window_checked: that window's check finished (or was skipped)
+  ["s", snapshot]               snapshot: the whole state (first record of a compacted segment)
+
+Replay after log damage may miss records (wal_replay.py counts them): applying stays total.
 
 The pending table is also measured in bytes (`pending_bytes`), so the live path can bound it by size
 as well as by count: the live path passes each entry's size as received (the event body), replay leaves
@@ -122,8 +125,10 @@ class State:
                     self.labelled_total += 1
 
     def _apply_c(self, seq: int, ts: float) -> None:
-        if seq != self.window.seq:
+        if seq < self.window.seq:
             return
+        # A later number: the close of an earlier window was lost to log damage, its rows are in this one.
+        self.window.seq = seq
         self.window.closed_at = ts
         self.closed[seq] = self.window
         self.window = Window(seq=seq + 1)

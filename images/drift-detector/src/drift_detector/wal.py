@@ -7,10 +7,12 @@ the next records are written and queue up, and one fsync then covers all of them
 
 Layout: <dir>/wal-<n>.log segments, zero-filled ahead of the writes (CHUNK at a time, by the helper
 thread) so that an fdatasync flushes data only, never the file size: about half the latency of an
-appending log. Frame: u32 length, u32 crc32, orjson payload; a zero length ends the data. A torn tail
-(a crash in the middle of a write) fails its CRC or length check and is zeroed at replay: it was never
-acknowledged. `rotate(snapshot)` starts a new segment whose first record is a full snapshot of the
-state, then deletes the older segments, so the log stays bounded.
+appending log. Each segment opens with a versioned header; each record is a typed frame with a CRC and
+a sequence number (wal_format.py). `rotate(snapshot)` starts a new segment whose first record is a full
+snapshot of the state, then deletes the segments before the previous one: the previous one stays so
+that a snapshot that cannot be read falls back to the one before it. Replay (wal_replay.py) zeroes a
+torn tail (a crash in the middle of a write, never acknowledged) and skips and counts corruption in the
+middle, never destroying a readable record.
 
 Storage failures. A failed write or fsync puts the log in `error`: the records not yet written are
 dropped (memory stays bounded while the disk refuses), their waiters fail, a partly written batch is
@@ -27,19 +29,16 @@ import asyncio
 import errno
 import logging
 import os
-import struct
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
+from drift_detector.wal_format import encode, segment_header
+from drift_detector.wal_replay import Replay, ReplayReport, segment_number
 
 LOG = logging.getLogger(__name__)
-HEADER = struct.Struct("<II")
-MAX_RECORD = 1 << 30
 CHUNK = 4 * 1024 * 1024  # zeroed ahead of the write offset
 RESERVE = 1024 * 1024  # free bytes a zero-fill must leave on the file system
 ROTATE_RETRY_SECONDS = 5.0  # after a rotation failed, the old segment keeps taking records this long
@@ -50,11 +49,6 @@ class NoRoom(OSError):
 
     def __init__(self, message: str):
         super().__init__(errno.ENOSPC, message)
-
-
-def encode(record: Any) -> bytes:
-    payload = orjson.dumps(record)
-    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 class WriteAheadLog:
@@ -75,6 +69,10 @@ class WriteAheadLog:
         self._allocated = 0  # end of the zeroed region that writes may use without racing the zeroing
         self._extending = False  # the helper thread is zeroing [_allocated, _allocated + CHUNK)
         self._segment = 0
+        self._fresh = True  # the segment to write is new: it needs a header
+        self._seq = 0  # sequence number of the last record appended
+        self._base = 1  # first segment that replay may need: the ones before it go at the next rotation
+        self.replay_report = ReplayReport()
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.bytes_in_segment = 0
@@ -89,32 +87,24 @@ class WriteAheadLog:
 
     # --- replay -------------------------------------------------------------------------------
     def segments(self) -> list[Path]:
-        return sorted(self.dir.glob("wal-*.log"), key=lambda p: int(p.stem.split("-")[1]))
+        return sorted(self.dir.glob("wal-*.log"), key=segment_number)
 
-    def replay(self) -> Iterator[Any]:
-        """Every intact record in order; zeroes a torn tail of the last segment."""
+    def replay(self) -> Iterator[list]:
+        """Every readable record in order (see wal_replay.py); `replay_report` tells what was found.
+
+        Raises LogFormatError when the log cannot be replayed to a state it can prove."""
         segments = self.segments()
-        for i, path in enumerate(segments):
-            data = path.read_bytes()
-            pos = 0
-            while pos + HEADER.size <= len(data):
-                length, crc = HEADER.unpack_from(data, pos)
-                payload = data[pos + HEADER.size : pos + HEADER.size + length]
-                if length == 0 or length > MAX_RECORD or len(payload) != length or zlib.crc32(payload) != crc:
-                    break
-                yield orjson.loads(payload)
-                pos += HEADER.size + length
-            if i == len(segments) - 1:
-                self._offset, self._allocated = pos, len(data)
-                if data[pos:].strip(b"\0"):
-                    LOG.warning("write-ahead log %s: zeroing a torn tail after byte %d", path.name, pos)
-                    with open(path, "r+b") as fh:
-                        fh.seek(pos)
-                        fh.write(bytes(len(data) - pos))
-                        os.fsync(fh.fileno())
-        if segments:
-            self._segment = int(segments[-1].stem.split("-")[1])
-            self.bytes_in_segment = self._offset
+        replay = Replay(self.dir, segments)
+        self.replay_report = replay.report
+        yield from replay.records()
+        self._seq = replay.last_seq
+        self._base = replay.base or 1
+        if replay.tail is not None:  # keep appending to the newest segment
+            self._segment, self._offset, self._allocated = replay.tail
+            self._fresh = False
+        elif segments:  # the newest segment is in the old format or its header is damaged
+            self._segment = segment_number(segments[-1]) + 1
+        self.bytes_in_segment = self._offset
 
     # --- writing ------------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -122,12 +112,16 @@ class WriteAheadLog:
         if self._segment == 0:
             self._segment = 1
         self._fd = os.open(self._path(self._segment), os.O_RDWR | os.O_CREAT, 0o640)
+        if self._fresh:  # durable with the first commit's fdatasync
+            self._write(segment_header(self._seq, snapshot=False))
+            self.bytes_in_segment = self._offset
         self._fsync_dir()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
         self._maybe_extend()
 
-    def append(self, record: Any) -> None:
-        frame = encode(record)
+    def append(self, record: list) -> None:
+        self._seq += 1
+        frame = encode(record, self._seq)
         self._buf.append(frame)
         self.bytes_in_segment += len(frame)
 
@@ -155,13 +149,14 @@ class WriteAheadLog:
         return self.error is None and self._rotation is None and time.monotonic() >= self.rotate_not_before
 
     def rotate(self, snapshot: Any) -> None:
-        """Start a new segment with this snapshot; older segments go once it is durable."""
+        """Start a new segment with this snapshot; the segments before the current one's start go later."""
         if not self.can_rotate():
             return
         # Records appended so far belong to the old segment; later ones follow the snapshot.
         self._before_rotation += self._buf
         self._buf = []
-        self._rotation = _snapshot_frame(snapshot)
+        # The snapshot carries the number of the last record it includes: the numbers stay gapless.
+        self._rotation = segment_header(self._seq, snapshot=True) + encode(["s", snapshot], self._seq)
         self.bytes_in_segment = self.snapshot_bytes = len(self._rotation)
         if not self._syncing and not self._extending:
             self._rotate()
@@ -258,6 +253,9 @@ class WriteAheadLog:
     def _fail(self, exc: BaseException, kind: str | None) -> None:
         """Drop every record not yet written, fail its waiters and tell the owner (once per failure)."""
         dropped = len(self._buf) + len(self._before_rotation) + (self._rotation is not None)
+        # Never written, so never on disk: they had the highest numbers, which the next records reuse
+        # (a gap would read as damage at replay).
+        self._seq -= len(self._buf) + len(self._before_rotation)
         self._buf, self._before_rotation, self._rotation = [], [], None
         self.bytes_in_segment = self._offset
         waiters, self._waiters = self._waiters, []
@@ -345,7 +343,7 @@ class WriteAheadLog:
         LOG.info("write-ahead log: probe write succeeded, taking writes again")
 
     def _rotate(self) -> None:
-        """Old segment fully synced, new one holds the snapshot, then the old ones go."""
+        """Old segment synced, the new one holds the snapshot, then the segments replay cannot need go."""
         frame, self._rotation = self._rotation, None
         try:
             if self._before_rotation:
@@ -374,14 +372,18 @@ class WriteAheadLog:
         self._maybe_extend()
 
     def _switch_to(self, fd: int, data_end: int) -> None:
-        """The new segment (opened as fd, data up to data_end) takes the writes; older ones are deleted."""
+        """The new segment (opened as fd, data up to data_end) takes the writes; older ones go."""
         old = self._segment
         os.close(self._fd)
         self._fd, self._segment = fd, old + 1
         self._offset = self._allocated = data_end  # zero-filled next, once the old segments are gone
+        # The segment before stays so that a snapshot that cannot be read falls back to the previous one,
+        # unless the disk has no room for it.
+        keep_from = self._segment if self.no_room else self._base
         for seg in self.segments():
-            if int(seg.stem.split("-")[1]) <= old:
+            if segment_number(seg) < keep_from:
                 seg.unlink()
+        self._base = self._segment
 
     def _new_segment(self, n: int, frame: bytes) -> int:
         """Segment n holding the snapshot frame, durable and named; removed again if anything fails."""
@@ -409,10 +411,6 @@ class WriteAheadLog:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _snapshot_frame(snapshot: Any) -> bytes:
-    return encode(["s", snapshot])
 
 
 def _zero_fill(fd: int, start: int, size: int) -> None:
