@@ -35,7 +35,7 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
 
 # --- setup --------------------------------------------------------------------------------------
-.PHONY: setup setup-demo setup-chart setup-kube setup-kserve-manager
+.PHONY: setup setup-demo setup-chart setup-kube setup-kserve-manager setup-spark
 setup: ## install every tool group below, pinned, idempotent (apt, pip and Go builds run side by side)
 	@$(INSTALL_TOOLS) all
 
@@ -51,6 +51,9 @@ setup-kube: ## the Kubernetes control plane: Debian's etcd, kube-apiserver (ci/b
 setup-kserve-manager: ## KServe's controller and webhooks, for the Kubernetes tier
 	@$(INSTALL_TOOLS) kserve-manager
 
+setup-spark: ## the batch job's Spark engine: Java 17 (Debian's openjdk-17-jre-headless if missing), pyspark in .venv
+	@$(INSTALL_TOOLS) spark
+
 .PHONY: constraints
 constraints: ## re-resolve ci/constraints.txt from the three pyproject.toml files
 	ci/update-constraints.sh
@@ -61,7 +64,7 @@ test: setup ## run every test tier: lint, unit and service tests, chart, rules, 
 	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 lint
 	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 test-predictor test-drift-detector test-retrainer
 	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 chart-test rules-test dashboards-test
-	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 test-e2e test-k8s
+	$(MAKE) --no-print-directory KMM_SETUP_CHECKED=1 test-e2e test-batch test-k8s
 	@echo "make test: all tiers passed"
 
 .PHONY: lint
@@ -120,6 +123,10 @@ dashboards-test: setup-demo ## lint every dashboard, check the chart copies are 
 test-e2e: setup-demo setup-kube demo-model ## predictor behind KServe's agent, drift detector, retrainer, Prometheus with the chart's rules; kube-apiserver for the retrain guard
 	$(PYTEST) tests/e2e
 
+.PHONY: test-batch
+test-batch: setup-demo setup-spark demo-model ## batch mode: KServe's agent logs to S3 (moto, loopback) in blob mode; batch results (local and Spark engines) equal the online detector's
+	$(PYTEST) tests/batch
+
 .PHONY: test-k8s
 test-k8s: setup-demo setup-kube setup-kserve-manager ## kube-apiserver, etcd, kube-controller-manager and KServe's manager + webhooks: helm install reconciled by KServe, restricted PSS, retrainer RBAC
 	$(PYTEST) tests/k8s
@@ -150,10 +157,11 @@ bench-first-run: ## a new user's first run: fresh clone, empty Go/pip caches, `m
 
 # --- for users with Docker or a cluster ---------------------------------------------------------
 .PHONY: images
-images: ## docker build the three images (needs a Docker engine)
+images: ## docker build the three images and drift-detector-spark, the batch job on Spark (needs a Docker engine)
 	for img in predictor drift-detector retrainer; do \
 	  docker build -f images/$$img/Dockerfile -t $(IMAGE_REGISTRY)/$$img:$(IMAGE_TAG) . ; \
 	done
+	docker build -f images/drift-detector/Dockerfile.spark -t $(IMAGE_REGISTRY)/drift-detector-spark:$(IMAGE_TAG) .
 
 .PHONY: kind-e2e
 kind-e2e: ## kind cluster + chart-testing install (needs Docker, kind and network)

@@ -8,6 +8,8 @@
 #     chart           chart test tools: kubeconform, helm-unittest, ct, helm-docs, checkov, schema sources
 #     kube            the Kubernetes control plane: Debian's etcd, ci/build-kube-apiserver.sh's binaries
 #     kserve-manager  KServe's controller and webhooks (tests/k8s)
+#     spark           the batch job's Spark engine (tests/batch): Java 17 (Debian's openjdk-17-jre-headless
+#                     when `java` is missing or older) and .venv, which carries drift-detector[spark]
 #     all             every group above
 #   Narrower pieces, for engineers: python (.venv + checkov), go (every Go-built tool), kserve (agent +
 #   manager), system (Debian's packages).
@@ -196,12 +198,12 @@ install_venv() {
     say "Python environment .venv up to date"
     return
   fi
-  say "creating Python environment .venv (the three images, editable, with test extras)"
+  say "creating Python environment .venv (the three images, editable, with test extras; pyspark)"
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade "pip==$PIP_VERSION"
   pip_install "$VENV/bin/pip" -c "$REPO/ci/constraints.txt" \
     -e "$REPO/images/predictor[test]" \
-    -e "$REPO/images/drift-detector[test]" \
+    -e "$REPO/images/drift-detector[test,spark]" \
     -e "$REPO/images/retrainer[test]" \
     ruff yamllint yamale
   rm -f "$VENV"/.install-tools-*
@@ -280,12 +282,33 @@ go_chart() {
 # The Kubernetes control-plane binaries, from the k8s.io/kubernetes pin in ci/kube-apiserver/go.mod.
 go_kube() { "$REPO/ci/build-kube-apiserver.sh"; }
 
+# --- Java for Spark ---------------------------------------------------------------------------------
+# Spark 4 (pyspark, drift-detector[spark]) runs on Java 17 or newer.
+JAVA_MIN=17
+java_major() { java -version 2>&1 | awk -F'"' '/version/ { split($2, v, "."); print (v[1] == "1" ? v[2] : v[1]); exit }'; }
+java_ok() { command -v java >/dev/null && (($(java_major) >= JAVA_MIN)); }
+# Debian's package, also when an older java is on PATH (apt_packages only looks for the command).
+install_java() {
+  if java_ok; then
+    say "Java $(java_major) present (Spark needs $JAVA_MIN+)"
+    return
+  fi
+  command -v apt-get >/dev/null || die "Spark needs Java $JAVA_MIN+: install a JRE $JAVA_MIN and rerun"
+  local sudo="" start=$SECONDS
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  say "apt-get update, then installing openjdk-17-jre-headless"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+  java_ok || die "openjdk-17-jre-headless installed, but \`java -version\` still says $(java_major): fix PATH or alternatives"
+  say "installed openjdk-17-jre-headless in $((SECONDS - start))s"
+}
+
 # --- groups: inputs, what must exist, and the work per lane ----------------------------------------
 # group_inputs GROUP: the files whose content decides whether the group must run again.
 group_inputs() {
   local inputs=("$REPO/ci/install-tools.sh")
   case "$1" in
-    demo) inputs+=("$REPO/ci/constraints.txt" "$REPO"/images/*/pyproject.toml) ;;
+    demo | spark) inputs+=("$REPO/ci/constraints.txt" "$REPO"/images/*/pyproject.toml) ;;
     kube) inputs+=("$REPO/ci/build-kube-apiserver.sh" "$REPO/ci/kube-apiserver/go.mod" "$REPO/ci/kube-apiserver/go.sum") ;;
   esac
   printf '%s\n' "${inputs[@]}"
@@ -321,6 +344,7 @@ group_present() {
       for f in $(control_plane_binaries); do [[ -x "$BIN/$f" ]] || return 1; done
       ;;
     kserve-manager) [[ -x "$BIN/kserve-manager" ]] ;;
+    spark) java_ok && [[ -x "$VENV/bin/python" && -f "$(venv_stamp)" ]] && "$VENV/bin/python" -c 'import pyspark' 2>/dev/null ;;
   esac
 }
 
@@ -330,6 +354,7 @@ group_summary() {
     chart) echo "kubeconform, helm-unittest, ct, helm-docs, checkov $CHECKOV_VERSION, schema sources" ;;
     kube) echo "etcd, $(control_plane_binaries | xargs) $(kubernetes_version)" ;;
     kserve-manager) echo "kserve-manager $KSERVE_MODULE_VERSION" ;;
+    spark) echo "Java $(java_major 2>/dev/null || echo '?'), pyspark in .venv" ;;
   esac
 }
 
@@ -385,18 +410,22 @@ run_groups() {
 
   local pip=() go=() fetch=() start=$SECONDS
   has() { [[ " ${todo[*]} " == *" $1 "* ]]; }
-  APT_WANT=()
+  APT_WANT=() APT_JAVA=0
   if has demo; then APT_WANT+=(promtool=prometheus prometheus=prometheus) pip+=(install_venv) go+=(go_demo) fetch+=(fetch_demo); fi
   # The manager reuses most of the agent's compiled packages: built right after it.
   if has kserve-manager; then go+=(go_kserve_manager) fetch+=(fetch_kserve_manager); fi
   if has kube; then APT_WANT+=(etcd=etcd-server) go+=(go_kube) fetch+=(fetch_kube); fi
   if has chart; then pip+=(install_checkov) go+=(go_chart) fetch+=(fetch_chart); fi
+  # Java in the apt lane's place (its own apt-get run: it checks the version, not just the command).
+  if has spark; then pip+=(install_venv) APT_JAVA=1; fi
   ((${#go[@]} == 0)) || need_go
   LOGS="$(mktemp -d)"
-  local lanes="${APT_WANT[*]:+apt }${pip[*]:+pip }${fetch[*]:+fetch }${go[*]:+go}"
+  local apt_lane=""
+  ((${#APT_WANT[@]} == 0 && APT_JAVA == 0)) || apt_lane="apt "
+  local lanes="${apt_lane}${pip[*]:+pip }${fetch[*]:+fetch }${go[*]:+go}"
   say "installing: ${todo[*]} (side by side: ${lanes% }; logs in $LOGS)"
   # One apt-get run for every requested group's packages (dpkg takes one lock at a time).
-  ((${#APT_WANT[@]} == 0)) || start_lane apt apt_wanted
+  ((${#APT_WANT[@]} == 0 && ${APT_JAVA:-0} == 0)) || start_lane apt apt_wanted
   ((${#pip[@]} == 0)) || start_lane pip "${pip[@]}"
   ((${#fetch[@]} == 0)) || start_lane fetch "${fetch[@]}"
   ((${#go[@]} == 0)) || start_lane go "${go[@]}"
@@ -411,20 +440,23 @@ run_groups() {
   for group in "${todo[@]}"; do say "$group: ready after $((SECONDS - start))s ($(group_summary "$group"))"; done
 }
 
-apt_wanted() { apt_packages "${APT_WANT[@]}"; }
+apt_wanted() {
+  ((${#APT_WANT[@]} == 0)) || apt_packages "${APT_WANT[@]}"
+  ((${APT_JAVA:-0} == 0)) || install_java
+}
 
-ALL_GROUPS=(demo chart kube kserve-manager)
+ALL_GROUPS=(demo chart kube kserve-manager spark)
 (($# > 0)) || set -- all
 groups=()
 for arg in "$@"; do
   case "$arg" in
-    demo | chart | kube | kserve-manager) groups+=("$arg") ;;
+    demo | chart | kube | kserve-manager | spark) groups+=("$arg") ;;
     all) groups+=("${ALL_GROUPS[@]}") ;;
     python) install_venv; install_checkov ;;
     go) need_go; go_demo; go_kserve_manager; go_chart; go_kube; fetch_demo; fetch_chart ;;
     kserve) need_go; go_kserve_agent; go_kserve_manager ;;
     system) apt_packages promtool=prometheus prometheus=prometheus etcd=etcd-server ;;
-    *) echo "usage: $0 [all|demo|chart|kube|kserve-manager|python|go|kserve|system]..." >&2; exit 2 ;;
+    *) echo "usage: $0 [all|demo|chart|kube|kserve-manager|spark|python|go|kserve|system]..." >&2; exit 2 ;;
   esac
 done
 ((${#groups[@]} == 0)) || run_groups $(printf '%s\n' "${groups[@]}" | awk '!seen[$0]++')

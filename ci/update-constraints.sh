@@ -8,7 +8,7 @@ trap 'rm -rf "$work"' EXIT
 echo "update-constraints: resolving in $work"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --upgrade pip
-"$work/venv/bin/pip" install -q "$REPO/images/predictor[test]" "$REPO/images/drift-detector[test]" \
+"$work/venv/bin/pip" install -q "$REPO/images/predictor[test]" "$REPO/images/drift-detector[test,spark]" \
   "$REPO/images/retrainer[test]" ruff yamllint yamale
 {
   sed -n '1,3p' "$REPO/ci/constraints.txt"

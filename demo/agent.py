@@ -69,6 +69,12 @@ class AgentConfig:
     metadata_headers: tuple[str, ...] = ()
     component: str = "predictor"
     endpoint: str = ""  # the pod label `endpoint`, which KServe 0.20 no longer sets
+    # Blob-storage mode (log_url s3://, gs://, abfs://): the logger spec's `storage` fields.
+    store_path: str = ""  # --log-store-path: blob mode needs one, else the agent stores nothing
+    store_format: str = "json"  # json | csv | parquet
+    batch_size: int = 1
+    batch_interval: str = "0s"  # a Go duration: flush a partial batch after this long
+    marshaller_port: int = 9083  # the agent's embedded marshaller server (all interfaces)
 
     @property
     def url(self) -> str:
@@ -84,6 +90,11 @@ def agent_flags(config: AgentConfig) -> list[str]:
     if config.metadata_headers:
         # Matched against Go's canonical header names: `X-Request-Id`, never `x-request-id`.
         flags += ["--metadata-headers", ",".join(config.metadata_headers)]
+    if config.store_path:
+        flags += ["--log-store-path", config.store_path, "--log-store-format", config.store_format]
+        flags += ["--log-batch-size", str(config.batch_size), "--log-batch-interval", config.batch_interval]
+        marshaller = f"http://127.0.0.1:{config.marshaller_port}/marshal"
+        flags += ["--log-marshaller-port", str(config.marshaller_port), "--log-marshaller-url", marshaller]
     return [*flags, "--logger-tls-skip-verify", "false"]
 
 

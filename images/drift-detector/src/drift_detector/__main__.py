@@ -1,4 +1,5 @@
-"""python -m drift_detector: the drift detector service."""
+"""python -m drift_detector: the drift detector service; `batch` and `import` subcommands for logs in
+blob storage (drift_detector.batch)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ from drift_detector.config import ConfigError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["batch"]:  # the batch job over blob-storage logs (drift_detector.batch)
+        from drift_detector.batch.cli import main as batch_main
+
+        return batch_main(argv[1:])
+    if argv[:1] == ["import"]:  # posts batch results to a running service
+        from drift_detector.batch.upload import main as import_main
+
+        return import_main(argv[1:])
     try:
         settings = load_settings(argv)
     except ConfigError as exc:

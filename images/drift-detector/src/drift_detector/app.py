@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from drift_detector import decode
+from drift_detector import decode, imports
 from drift_detector.decode import BATCH, STRUCTURED, BadInput, media_type
 from drift_detector.service import NotReady, Service
 
@@ -42,6 +42,7 @@ class App:
             ("POST", "/v1/feedback"): self.feedback,
             ("GET", "/api/v1/drift"): self.drift,
             ("GET", "/api/v1/drift/history"): self.history,
+            ("POST", "/api/v1/drift/import"): self.import_results,
             ("GET", "/reports"): self.reports_index,
             ("GET", "/reports/"): self.reports_index,
             ("GET", "/healthz"): self.healthz,
@@ -181,6 +182,10 @@ class App:
         if duplicates:
             self.service.metrics.event("feedback", "duplicate_id", duplicates)
         return status, {**answer, "duplicates": duplicates}, content_type
+
+    async def import_results(self, scope, receive):
+        doc = await self._json(scope, receive, "import")
+        return await self._run("import", imports.import_results(self.service, doc))
 
     # --- reading --------------------------------------------------------------------------------
     def _refuse_query(self, status: int, reason: str, message: str) -> None:

@@ -17,9 +17,10 @@ import pandas as pd
 
 from drift_detector import performance
 from drift_detector.metrics import Metrics
-from drift_detector.schema import Schema
+from drift_detector.performance import infer_task
+from drift_detector.schema import Schema, build_schema, load_reference
 from drift_detector.state import Window
-from drift_detector.stats import DriftInputError, ReferenceProfile
+from drift_detector.stats import NUMERIC, DriftInputError, ReferenceProfile
 from drift_detector.stats.cbpe import METHOD as CBPE_METHOD
 from drift_detector.stats.cbpe import PerformanceEstimator
 from drift_detector.stats.multivariate import ReconstructionModel
@@ -140,114 +141,56 @@ class Engine:
         return self._partial[skip]
 
 
+def build_engine(settings) -> tuple[Engine, dict[str, dict]]:
+    """The engine from the reference file, and the checked columns' kind, stattest and threshold
+    (features and prediction) for the reports. Shared by the service and the batch job."""
+    s = settings
+    reference = load_reference(s.reference)
+    schema, prediction_spec = build_schema(reference, s)
+    features = ReferenceProfile.build(reference, schema.specs, drift_share=s.drift_share)
+    prediction = ReferenceProfile.build(reference, prediction_spec) if prediction_spec else None
+    prediction_numeric = all(sp.kind == NUMERIC for sp in prediction_spec.values())
+    task = s.task
+    if task == "auto":
+        task = infer_task(reference[s.target_column]) if s.target_column in reference else "classification"
+    columns = {
+        name: {"kind": sp.kind, "stattest": sp.stattest, "threshold": sp.threshold}
+        for name, sp in {**schema.specs, **prediction_spec}.items()
+    }
+    LOG.info(
+        "reference %s: %d rows, %d features, prediction column %s, task %s",
+        s.reference, len(reference), len(schema.names), bool(prediction_spec), task,
+    )  # fmt: skip
+    engine = Engine(
+        schema=schema,
+        features=features,
+        prediction=prediction,
+        prediction_column=s.prediction_column if prediction_spec else None,
+        prediction_numeric=prediction_numeric,
+        task=task,
+        reference=reference,
+        drift_share=s.drift_share,
+    )
+    return engine, columns
+
+
 @dataclass
 class Job:
     window: Window | None  # None: only refresh model performance
     labelled: list[list[Any]]
 
 
-class Checker:
-    def __init__(
-        self,
-        engine: Engine,
-        settings,
-        metrics: Metrics,
-        on_checked: Callable[[int], None],
-        reports: Any | None = None,
-    ):
+class Evaluator:
+    """The drift check of one closed window, free of threads, metrics and history: the service's
+    checker and the batch job (drift_detector.batch) both compute results here."""
+
+    def __init__(self, engine: Engine, settings):
         self.engine = engine
         self.settings = settings
-        self.metrics = metrics
-        self.on_checked = on_checked  # called from this thread; must hand over to the event loop
-        self.reports = reports
-        self._jobs: deque[Job] = deque()
-        self._cond = threading.Condition()
-        self._stopping = False
-        self.history: deque[dict] = deque(maxlen=settings.history_size)
-        self.history_path = Path(settings.data_dir) / "history.jsonl"
-        self._lines_in_file = 0
-        self._lock = threading.Lock()
-        self._perf_queued = threading.Event()
-        self._busy = False
-        self._last_report = -float("inf")
-        self._thread = threading.Thread(target=self._run, name="drift-checker", daemon=True)
-        self._load_history()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout=60)
-
-    def submit(self, window: Window, labelled: list[list[Any]]) -> list[int]:
-        """Queue a closed window; returns the windows dropped because the queue was full."""
-        dropped = []
-        with self._cond:
-            self._jobs.append(Job(window, labelled))
-            waiting = [j for j in self._jobs if j.window is not None]
-            for job in waiting[: max(0, len(waiting) - self.settings.check_queue_size)]:
-                self._jobs.remove(job)
-                dropped.append(job.window.seq)
-            self._cond.notify()
-        return dropped
-
-    def refresh_performance(self, labelled: list[list[Any]]) -> None:
-        """Labels arrived: recompute model quality, once per burst."""
-        if not self._perf_queued.is_set():
-            self._perf_queued.set()
-            with self._cond:
-                self._jobs.append(Job(None, labelled))
-                self._cond.notify()
-
-    def idle(self) -> bool:
-        with self._cond:
-            return not self._jobs and not self._busy
-
-    def latest(self) -> dict | None:
-        with self._lock:
-            return self.history[-1] if self.history else None
-
-    def recent(self, limit: int) -> list[dict]:
-        with self._lock:
-            items = list(self.history)
-        return items[-limit:][::-1] if limit > 0 else []
-
-    # --- worker ---------------------------------------------------------------------------------
-    def _run(self) -> None:
-        self._prepare()
-        while True:
-            with self._cond:
-                while not self._jobs and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                job = self._jobs.popleft()
-                self._busy = True
-            try:
-                if job.window is None:
-                    self._perf_queued.clear()
-                    self.metrics.record_performance(self._performance(job.labelled) or {})
-                else:
-                    self._check(job)
-            except DriftInputError as exc:  # e.g. a column with no value in this window
-                LOG.warning("window %d cannot be checked: %s", job.window.seq, exc)
-                self.metrics.event("window", "check_failed")
-                self.on_checked(job.window.seq)
-            except Exception:  # a failed check must not stop the next one
-                LOG.exception("drift check failed")
-                self.metrics.event("window", "check_failed")
-                if job.window is not None:
-                    self.on_checked(job.window.seq)
-            finally:
-                self._busy = False
-
-    def _prepare(self) -> None:
-        """Fit what the reference gives once, off the event loop, before the first check. A failure
-        leaves that part off and must not end this thread: the per-feature checks still run."""
+    def prepare(self) -> None:
+        """Fit what the reference gives once, before the first check. A failure leaves that part off
+        and must not stop the checks: the per-feature checks still run."""
         steps = (
             self.engine.fit_multivariate,
             self.engine.build_segments,
@@ -259,9 +202,8 @@ class Checker:
             except Exception:
                 LOG.exception("%s failed: that part of the check stays off", step.__name__)
 
-    def _check(self, job: Job) -> None:
-        window = job.window
-        started = time.perf_counter()
+    def evaluate(self, window: Window, labelled: list[list[Any]]) -> tuple[dict[str, Any], pd.DataFrame]:
+        """The result of one window (without checked_at and duration) and its feature frame."""
         frame = self.engine.schema.frame(window.rows)
         # A feature with no value in the whole window cannot be tested; the others still are.
         skip = tuple(c for c in frame.columns if frame[c].isna().all())
@@ -282,24 +224,10 @@ class Checker:
             "multivariate": self._multivariate(frame),
             "segments": self._segments(frame),
             "prediction_drift": self._prediction_drift(window),
-            "performance": self._performance(job.labelled),
+            "performance": self._performance(labelled),
         }
         result["estimated_performance"] = self._estimated_performance(window, result["performance"])
-        duration = time.perf_counter() - started
-        now = time.time()
-        result["checked_at"] = now
-        result["duration_seconds"] = duration
-        if self.reports is not None and self._want_report(window.seq, result):
-            try:
-                report_frame = self._report_frame(frame.drop(columns=list(skip)), window)
-                result["report"] = self.reports.submit(window.seq, report_frame, result)
-            # Reports are best effort; the check result stands. ValueError/TypeError: pyarrow cannot
-            # store a column mixing types (say an unseen text value in a bool column) as parquet.
-            except (OSError, ValueError, TypeError) as exc:
-                LOG.warning("could not queue a report for window %d: %s", window.seq, exc)
-        self.metrics.record_check(result, duration, now)
-        self._remember(result)
-        self.on_checked(window.seq)
+        return result, frame
 
     def _multivariate(self, frame: pd.DataFrame) -> dict | None:
         model = self.engine.multivariate
@@ -346,6 +274,133 @@ class Checker:
             "metrics": metrics,
         }
 
+
+class Checker(Evaluator):
+    def __init__(
+        self,
+        engine: Engine,
+        settings,
+        metrics: Metrics,
+        on_checked: Callable[[int], None],
+        reports: Any | None = None,
+    ):
+        super().__init__(engine, settings)
+        self.metrics = metrics
+        self.on_checked = on_checked  # called from this thread; must hand over to the event loop
+        self.reports = reports
+        self._jobs: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.history: deque[dict] = deque(maxlen=settings.history_size)
+        self.history_path = Path(settings.data_dir) / "history.jsonl"
+        self._lines_in_file = 0
+        self._lock = threading.Lock()
+        self._file_lock = threading.Lock()  # the checker thread and imports both append to history
+        self._perf_queued = threading.Event()
+        self._busy = False
+        self._last_report = -float("inf")
+        self._thread = threading.Thread(target=self._run, name="drift-checker", daemon=True)
+        self._load_history()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+
+    def submit(self, window: Window, labelled: list[list[Any]]) -> list[int]:
+        """Queue a closed window; returns the windows dropped because the queue was full."""
+        dropped = []
+        with self._cond:
+            self._jobs.append(Job(window, labelled))
+            waiting = [j for j in self._jobs if j.window is not None]
+            for job in waiting[: max(0, len(waiting) - self.settings.check_queue_size)]:
+                self._jobs.remove(job)
+                dropped.append(job.window.seq)
+            self._cond.notify()
+        return dropped
+
+    def refresh_performance(self, labelled: list[list[Any]]) -> None:
+        """Labels arrived: recompute model quality, once per burst."""
+        if not self._perf_queued.is_set():
+            self._perf_queued.set()
+            with self._cond:
+                self._jobs.append(Job(None, labelled))
+                self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._jobs and not self._busy
+
+    def latest(self) -> dict | None:
+        with self._lock:
+            return self.history[-1] if self.history else None
+
+    def add_result(self, result: dict) -> None:
+        """A result checked elsewhere (the batch job, see imports.py): exported and kept as if checked
+        here. Called from the event loop, so the history file is written under the checker's lock."""
+        self.metrics.record_check(result, result.get("duration_seconds") or 0.0, result["checked_at"])
+        self._remember(result)
+
+    def recent(self, limit: int) -> list[dict]:
+        with self._lock:
+            items = list(self.history)
+        return items[-limit:][::-1] if limit > 0 else []
+
+    # --- worker ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        self.prepare()
+        while True:
+            with self._cond:
+                while not self._jobs and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                job = self._jobs.popleft()
+                self._busy = True
+            try:
+                if job.window is None:
+                    self._perf_queued.clear()
+                    self.metrics.record_performance(self._performance(job.labelled) or {})
+                else:
+                    self._check(job)
+            except DriftInputError as exc:  # e.g. a column with no value in this window
+                LOG.warning("window %d cannot be checked: %s", job.window.seq, exc)
+                self.metrics.event("window", "check_failed")
+                self.on_checked(job.window.seq)
+            except Exception:  # a failed check must not stop the next one
+                LOG.exception("drift check failed")
+                self.metrics.event("window", "check_failed")
+                if job.window is not None:
+                    self.on_checked(job.window.seq)
+            finally:
+                self._busy = False
+
+    def _check(self, job: Job) -> None:
+        window = job.window
+        started = time.perf_counter()
+        result, frame = self.evaluate(window, job.labelled)
+        duration = time.perf_counter() - started
+        now = time.time()
+        result["checked_at"] = now
+        result["duration_seconds"] = duration
+        if self.reports is not None and self._want_report(window.seq, result):
+            try:
+                checked = frame.drop(columns=result["unchecked_columns"])
+                report_frame = self._report_frame(checked, window)
+                result["report"] = self.reports.submit(window.seq, report_frame, result)
+            # Reports are best effort; the check result stands. ValueError/TypeError: pyarrow cannot
+            # store a column mixing types (say an unseen text value in a bool column) as parquet.
+            except (OSError, ValueError, TypeError) as exc:
+                LOG.warning("could not queue a report for window %d: %s", window.seq, exc)
+        self.metrics.record_check(result, duration, now)
+        self._remember(result)
+        self.on_checked(window.seq)
+
     def _want_report(self, seq: int, result: dict) -> bool:
         """On drift and every Nth window, but not more often than reports_min_interval_seconds:
         under heavy traffic windows close every second and Evidently takes seconds per report."""
@@ -368,6 +423,10 @@ class Checker:
 
     # --- history ----------------------------------------------------------------------------------
     def _remember(self, result: dict) -> None:
+        with self._file_lock:
+            self._remember_locked(result)
+
+    def _remember_locked(self, result: dict) -> None:
         with self._lock:
             self.history.append(result)
         try:

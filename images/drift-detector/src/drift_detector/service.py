@@ -14,14 +14,11 @@ from collections import Counter, OrderedDict, defaultdict
 from typing import Any
 
 from drift_detector import decode
-from drift_detector.checker import Checker, Engine
+from drift_detector.checker import Checker, Engine, build_engine
 from drift_detector.decode import REQUEST_TYPE, BadInput, Event, keyed_row
 from drift_detector.metrics import Metrics
-from drift_detector.performance import infer_task
 from drift_detector.reports import Reports
-from drift_detector.schema import build_schema, load_reference
 from drift_detector.state import State
-from drift_detector.stats import NUMERIC, ReferenceProfile
 from drift_detector.wal import WriteAheadLog
 
 LOG = logging.getLogger(__name__)
@@ -75,36 +72,11 @@ class Service:
 
     def _build_engine(self) -> Engine:
         s = self.settings
-        reference = load_reference(s.reference)
-        schema, prediction_spec = build_schema(reference, s)
-        features = ReferenceProfile.build(reference, schema.specs, drift_share=s.drift_share)
-        prediction = ReferenceProfile.build(reference, prediction_spec) if prediction_spec else None
-        self._prediction_numeric = all(sp.kind == NUMERIC for sp in prediction_spec.values())
-        task = s.task
-        if task == "auto":
-            task = (
-                infer_task(reference[s.target_column]) if s.target_column in reference else "classification"
-            )
-        columns = {
-            name: {"kind": sp.kind, "stattest": sp.stattest, "threshold": sp.threshold}
-            for name, sp in {**schema.specs, **prediction_spec}.items()
-        }
+        engine, columns = build_engine(s)
+        self._prediction_numeric = engine.prediction_numeric
         if s.reports_enabled:
             self.reports = Reports(s, {"columns": columns, "drift_share": s.drift_share})
-        LOG.info(
-            "reference %s: %d rows, %d features, prediction column %s, task %s",
-            s.reference, len(reference), len(schema.names), bool(prediction_spec), task,
-        )  # fmt: skip
-        return Engine(
-            schema=schema,
-            features=features,
-            prediction=prediction,
-            prediction_column=s.prediction_column if prediction_spec else None,
-            prediction_numeric=self._prediction_numeric,
-            task=task,
-            reference=reference,
-            drift_share=s.drift_share,
-        )
+        return engine
 
     def _go_live(self) -> None:
         self.checker = Checker(

@@ -1,0 +1,117 @@
+"""Joins and windows decoded records in order, with the service's state machine (state.State).
+
+This mirrors what Service.accept_events and Service._tick do per event: the same duplicate, eviction
+and expiry rules, the same write-ahead-log records applied to the same State, a window closing once it
+holds window_size rows. Time is the records' time (the agent's occurrence time, or the object's): a
+pending entry expires once a later record is pending_ttl_seconds newer, as the service's one-second
+timer would have expired it, and a window closes by age the same way.
+
+Rows and predictions enter the State as references (pos, index) into the decoded payloads, so the
+sequencer runs on the driver over small metadata while the payloads stay where they were decoded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator
+
+from drift_detector.batch.events import IGNORED, OK, Decoded
+from drift_detector.state import State, Window
+
+# Refused by the HTTP handler before the service looks at the body or the join state.
+ENVELOPE = frozenset({"missing_id", "unknown_type", "too_large", "unsupported_content_type"})
+
+
+class Sequencer:
+    def __init__(self, settings):
+        self.settings = settings
+        self.state = State(settings.prediction_store_size, settings.performance_window)
+        self.outcomes: Counter = Counter()  # (kind, outcome) like drift_detector_events_total
+        self._ignored_ids: OrderedDict[str, None] = OrderedDict()
+        self.accepted = False  # whether the last event entered the state
+
+    def run(self, events: Iterable[Decoded]) -> Iterator[Window]:
+        for ev in events:
+            yield from self._tick(ev.ts)
+            if self._accept(ev):
+                yield from self._after_rows(ev.ts)
+
+    # --- one event ----------------------------------------------------------------------------
+    def _accept(self, ev: Decoded) -> bool:
+        kind = "request" if ev.request else "response"
+        outcome = self._outcome(ev)
+        self.outcomes[(kind, outcome)] += 1
+        if outcome == IGNORED and ev.request:
+            self._ignored_ids[ev.id] = None
+            while len(self._ignored_ids) > self.settings.pending_max_entries:
+                self._ignored_ids.popitem(last=False)
+        self.accepted = outcome == "accepted"
+        if self.accepted:
+            self._apply(ev)
+        return self.accepted
+
+    def _outcome(self, ev: Decoded) -> str:
+        if ev.outcome in ENVELOPE:
+            return ev.outcome
+        if ev.outcome == IGNORED or (not ev.request and ev.id in self._ignored_ids):
+            return IGNORED
+        if not ev.request and ev.inference is False and not self._awaits_predictions(ev.id):
+            return IGNORED
+        if ev.outcome != OK:
+            return ev.outcome
+        entry = self.state.pending.get(ev.id)
+        if not ev.request and entry is not None and entry[2] is not None and len(entry[2]) != ev.size:
+            return "prediction_count_mismatch"
+        return "accepted"
+
+    def _awaits_predictions(self, event_id: str) -> bool:
+        entry = self.state.pending.get(event_id)
+        return entry is not None and entry[2] is not None
+
+    def _apply(self, ev: Decoded) -> None:
+        pending = self.state.pending
+        side = 2 if ev.request else 3
+        entry = pending.get(ev.id)
+        if entry is not None and entry[side] is not None:  # the same Ce-Id twice: settle the first one
+            self._expire(ev.id, "duplicate")
+            entry = None
+        if entry is None and len(pending) >= self.settings.pending_max_entries:
+            self._expire(next(iter(pending)), "evicted")
+        refs = [(ev.pos, i) for i in range(ev.size)]  # rows (or predictions) by reference
+        self.state.apply(["q" if ev.request else "p", ev.id, ev.request_id, ev.ts, refs])
+        if entry is not None:
+            self.outcomes[("join", "matched")] += 1
+
+    def _expire(self, key: str, outcome: str) -> None:
+        entry = self.state.pending[key]
+        self.outcomes[("join", f"{outcome}_{'request' if entry[2] is not None else 'response'}")] += 1
+        self.state.apply(["x", key])
+
+    # --- windows ------------------------------------------------------------------------------
+    def _tick(self, now: float) -> Iterator[Window]:
+        s = self.settings
+        for key in self.state.expired(now, s.pending_ttl_seconds):
+            self._expire(key, "expired")
+        yield from self._after_rows(now)
+        window = self.state.window
+        if (
+            s.window_max_age_seconds > 0
+            and window.opened_at is not None
+            and now - window.opened_at >= s.window_max_age_seconds
+            and len(window.rows) >= s.min_samples
+        ):
+            yield self._close(now)
+
+    def _after_rows(self, now: float) -> Iterator[Window]:
+        if len(self.state.window.rows) >= self.settings.window_size:
+            yield self._close(now)
+
+    def _close(self, now: float) -> Window:
+        window = self.state.window
+        self.state.apply(["c", window.seq, now])
+        self.state.apply(["d", window.seq])  # handed to the engine: the sequencer keeps no copy
+        return window
+
+    def open_window(self) -> dict:
+        st, w = self.state, self.state.window
+        return {"seq": w.seq, "rows": len(w.rows), "opened_at": w.opened_at, "pending_joins": len(st.pending)}

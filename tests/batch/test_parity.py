@@ -1,0 +1,197 @@
+"""Parity: the batch job's windows equal the online detector's, window by window.
+
+The agent (blob mode) logged real traffic to S3; the batch job reads those objects with the local and
+the Spark engine. The online detector gets the same records, in the batch job's order, as the binary
+CloudEvents the agent would have sent it in HTTP mode. Every result must match: rows, predictions,
+verdicts and scores (float tolerance 1e-9), and the events each side accepted, ignored and refused.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from conftest import BUCKET, BUILD, MIN_SAMPLES, MODEL, PYTHON, WINDOW_SIZE, detector_config
+from drift_detector.batch import cli, logs
+from drift_detector.batch.results import RESULTS_JSONL, RESULTS_PARQUET, SUMMARY, read_jsonl
+from drift_detector.decode import REQUEST_TYPE, RESPONSE_TYPE
+from prometheus_client.parser import text_string_to_metric_families
+
+from demo.processes import ManagedProcess, free_port, http_ok
+from demo.traffic import Client
+
+FORMATS = ("parquet", "json")
+TIMES = {"opened_at", "closed_at", "checked_at", "duration_seconds"}  # wall clock online, log time in batch
+EVENT_TYPES = ("request", "response", "join")
+
+
+@dataclass
+class Online:
+    history: list[dict]  # oldest first
+    events: Counter  # (type, outcome) -> count, request/response/join only
+    open_window: dict
+
+
+def records(fmt: str) -> list[logs.LogRecord]:
+    filesystem, base = logs.filesystem(f"s3://{BUCKET}/{fmt}")
+    return [rec for obj in logs.list_objects(filesystem, base) for rec in logs.read_records(filesystem, obj)]
+
+
+def detector(run_dir: Path, name: str) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    cmd = [PYTHON, "-m", "drift_detector", "--reference", str(BUILD / "reference.parquet")]
+    cmd += ["--model-name", MODEL, "--http-port", str(port), "--window-size", str(WINDOW_SIZE)]
+    cmd += ["--min-samples", str(MIN_SAMPLES), "--config", str(detector_config(run_dir))]
+    cmd += ["--data-dir", str(run_dir / name / "data"), "--reports-dir", str(run_dir / name / "reports")]
+    env = {**os.environ, "DRIFT_DETECTOR_HTTP_HOST": "127.0.0.1"}
+    proc = ManagedProcess(name, cmd, run_dir / f"{name}.log", env=env).start()
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_ready(lambda: http_ok(f"{url}/readyz"), 120, "ready")
+    return proc, url
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return orjson.loads(resp.read())
+
+
+def replay(url: str, recs: list[logs.LogRecord]) -> None:
+    """Each record as the binary-mode CloudEvent the agent sends in HTTP mode, one after another."""
+    client = Client()
+    for rec in recs:
+        headers = {"Ce-Specversion": "1.0", "Ce-Id": rec.id, "Ce-Type": rec.req_type, "Ce-Source": "replay"}
+        headers["Content-Type"] = rec.content_type
+        if rec.metadata:
+            headers["Ce-Metadata"] = rec.metadata
+        status, _, body = client.request("POST", url + "/", rec.body, headers)
+        assert status < 500, body
+
+
+def wait_checked(url: str, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        window = get_json(url + "/api/v1/drift")["open_window"] if _has_result(url) else None
+        if window is not None and window["closed_unchecked"] == 0:
+            return window
+        time.sleep(0.3)
+    raise AssertionError(f"{url}: closed windows still unchecked after {timeout}s")
+
+
+def _has_result(url: str) -> bool:
+    try:
+        get_json(url + "/api/v1/drift")
+        return True
+    except urllib.error.HTTPError:
+        return False
+
+
+def detector_events(url: str) -> Counter:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    counts: Counter = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "drift_detector_events_total"
+                and labels["type"] in EVENT_TYPES
+                and sample.value
+            ):
+                counts[(labels["type"], labels["outcome"])] = int(sample.value)
+    return counts
+
+
+@pytest.fixture(scope="session")
+def online(run_dir, blob_logs) -> dict[str, Online]:
+    out = {}
+    for fmt in FORMATS:
+        proc, url = detector(run_dir, f"detector-{fmt}")
+        try:
+            replay(url, records(fmt))
+            window = wait_checked(url)
+            history = get_json(url + "/api/v1/drift/history?limit=1000")["results"][::-1]
+            out[fmt] = Online(history, detector_events(url), window)
+        finally:
+            proc.stop()
+    return out
+
+
+def run_batch(run_dir: Path, fmt: str, engine: str) -> Path:
+    out = run_dir / f"batch-{fmt}-{engine}"
+    argv = ["--logs", f"s3://{BUCKET}/{fmt}", "--reference", str(BUILD / "reference.parquet")]
+    argv += ["--model-name", MODEL, "--window-size", str(WINDOW_SIZE), "--min-samples", str(MIN_SAMPLES)]
+    argv += ["--engine", engine, "--out", str(out), "--config", str(detector_config(run_dir))]
+    assert cli.main(argv) == 0
+    return out
+
+
+def assert_same(batch, online, path: str = "result") -> None:
+    """Equal structure and values; floats within 1e-9 (relative), NaN equal to NaN; times skipped."""
+    if isinstance(batch, dict):
+        assert isinstance(online, dict) and batch.keys() == online.keys(), f"{path}: keys differ"
+        for key in batch:
+            if key not in TIMES:
+                assert_same(batch[key], online[key], f"{path}.{key}")
+    elif isinstance(batch, list):
+        assert isinstance(online, list) and len(batch) == len(online), f"{path}: lengths differ"
+        for i, (a, b) in enumerate(zip(batch, online, strict=True)):
+            assert_same(a, b, f"{path}[{i}]")
+    elif isinstance(batch, float) and not isinstance(online, bool):
+        assert isinstance(online, int | float), f"{path}: {batch!r} vs {online!r}"
+        same = math.isclose(batch, online, rel_tol=1e-9, abs_tol=1e-12)
+        assert same or (math.isnan(batch) and math.isnan(online)), f"{path}: {batch!r} vs {online!r}"
+    else:
+        assert batch == online, f"{path}: {batch!r} vs {online!r}"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_logs_hold_what_was_sent(blob_logs, fmt):
+    """The reader gives back every call the agent logged: each sent body once, responses for the calls
+    answered 200, every response joined to a request by id."""
+    traffic = blob_logs[fmt]
+    recs = records(fmt)
+    requests = [r for r in recs if r.req_type == REQUEST_TYPE]
+    responses = [r for r in recs if r.req_type == RESPONSE_TYPE]
+    assert len(requests) == traffic.calls and len(responses) == traffic.answered_200
+    assert Counter(r.body for r in requests if r.body) == Counter(traffic.bodies)
+    assert {r.id for r in responses} <= {r.id for r in requests}
+
+
+@pytest.mark.parametrize("engine", ["local", "spark"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_batch_equals_online(run_dir, online, fmt, engine, request):
+    if engine == "spark":
+        request.getfixturevalue("spark")
+    out = run_batch(run_dir, fmt, engine)
+    batch = read_jsonl(out / RESULTS_JSONL)
+    expected = online[fmt]
+    assert len(batch) >= 6, f"only {len(batch)} windows: the traffic should close at least six"
+    verdicts = [r["dataset_drift"] for r in batch]
+    assert True in verdicts and False in verdicts, f"verdicts {verdicts}: want clean and drifted windows"
+    assert [r["window"]["seq"] for r in batch] == [r["window"]["seq"] for r in expected.history]
+    for b, o in zip(batch, expected.history, strict=True):
+        assert_same(b, o, f"window {b['window']['seq']}")
+    summary = orjson.loads((out / SUMMARY).read_bytes())
+    events = Counter({(e["type"], e["outcome"]): e["count"] for e in summary["events"]})
+    assert events == expected.events
+    assert events[("request", "ignored")] > 0 and events[("request", "wrong_feature_count")] > 0
+    assert summary["open_window"]["rows"] == expected.open_window["rows"]
+    assert summary["open_window"]["pending_joins"] == expected.open_window["pending_joins"]
+
+
+def test_parquet_results_are_the_jsonl_results(run_dir, online):
+    out = run_batch(run_dir, "parquet", "local")
+    table = pq.read_table(out / RESULTS_PARQUET).to_pylist()
+    lines = read_jsonl(out / RESULTS_JSONL)
+    assert [orjson.loads(row["result"]) for row in table] == lines
+    assert [row["seq"] for row in table] == [r["window"]["seq"] for r in lines]
+    assert [row["dataset_drift"] for row in table] == [r["dataset_drift"] for r in lines]
