@@ -30,13 +30,14 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling data generator
+from drift_detector.stats.stattests import STATTESTS
 from gen_agent_logs import ROOT, Params, ensure_logs
 
 BIG = {"events": 10_000_000, "window_size": 50_000, "evidently_windows": 4}
@@ -68,15 +69,14 @@ class SessionCpu:
             if int(fields[3]) == self.sid:  # fields after "pid (comm)": state ppid pgrp session ...
                 self.ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
 
+    def total(self) -> float:
+        self.sample()
+        return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> float:
         self._stop.set()
         self._thread.join()
-        return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return self.total()
 
 
 @dataclass
@@ -95,7 +95,7 @@ class EvidentlyWindow:
     seq: int
     load_seconds: float  # pandas -> Spark DataFrame, cached
     check_seconds: float
-    check_cpu_seconds: float  # this process and Spark's JVM
+    check_cpu_seconds: float  # this process, Spark's JVM and its Python workers
     load: float
     columns: dict[str, tuple[float, bool, str]]  # name -> (score, drifted, stattest)
     dataset_drift: bool
@@ -113,11 +113,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--evidently-windows",
         type=int,
-        default=int(env("BENCH_BATCH_EVIDENTLY_WINDOWS", "3")),
+        default=int(env("BENCH_BATCH_EVIDENTLY_WINDOWS", "1")),
         help="windows Evidently checks, spread over the run (0: none)",
     )
     parser.add_argument("--cores", default="1,2", help="executor cores to run ours with, comma-separated")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--saved", type=Path, help="print the tables of a run saved before (build/bench/batch-*.json)"
+    )
+    parser.add_argument(
+        "--evidently-at", default="", help="with --saved: Evidently also checks these windows (e.g. 1,4)"
+    )
     args = parser.parse_args(argv)
     if args.big:
         for name, value in BIG.items():
@@ -194,11 +200,8 @@ def run_evidently(
         from evidently.legacy.spark.engine import SparkEngine
 
     spark = evidently_session()
-    jvm = spark.sparkContext._gateway.proc.pid
-
-    def cpu() -> float:
-        return time.process_time() + process_cpu_seconds(jvm)
-
+    meter = SessionCpu(os.getsid(0))  # this process, Spark's JVM and its Python workers
+    cpu = meter.total
     columns = [*features, "prediction"]
     reference = spark.createDataFrame(pq.read_table(data / "reference.parquet", columns=columns).to_pandas())
     reference = reference.cache()
@@ -245,6 +248,7 @@ def run_evidently(
                 flush=True,
             )
     finally:
+        meter.stop()
         spark.stop()
     return out
 
@@ -259,15 +263,13 @@ class Disagreement:
 
 
 def verdicts(result: dict) -> dict[str, tuple[float, bool, str, float]]:
-    """Our window result as column -> (score, drifted, stattest, threshold), the prediction included."""
-    out = {
-        c["name"]: (c["score"], c["drifted"], c["stattest_display"], c["threshold"])
-        for c in result["columns"]
+    """Our window result as column -> (score, drifted, Evidently's name of the test, threshold), the
+    prediction included."""
+    columns = [*result["columns"], *([result["prediction_drift"]] if result.get("prediction_drift") else [])]
+    return {
+        c["name"]: (c["score"], c["drifted"], STATTESTS[c["stattest"]].display_name, c["threshold"])
+        for c in columns
     }
-    p = result.get("prediction_drift")
-    if p:
-        out["prediction"] = (p["score"], p["drifted"], p["stattest_display"], p["threshold"])
-    return out
 
 
 def compare(results: list[dict], theirs: list[EvidentlyWindow]) -> tuple[dict, list[Disagreement]]:
@@ -363,23 +365,65 @@ def print_agreement(runs: list[BatchRun], counts: dict, disagreements: list[Disa
     return same
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    params = Params(
+def save(args, runs: list[BatchRun], theirs: list[EvidentlyWindow]) -> None:
+    """Every measurement as JSON beside the data, to read again without rerunning."""
+    path = ROOT / "build" / "bench" / f"batch-ev{args.events}-w{args.window_size}.json"
+    doc = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "runs": [asdict(r) for r in runs],
+        "evidently": [asdict(w) for w in theirs],
+    }
+    path.write_text(json.dumps(doc))
+    print(f"bench: measurements in {path}", file=sys.stderr)
+
+
+def load_saved(path: Path) -> tuple[argparse.Namespace, list[BatchRun], list[EvidentlyWindow]]:
+    doc = json.loads(path.read_text())
+    runs = [BatchRun(**{**r, "load": tuple(r["load"])}) for r in doc["runs"]]
+    theirs = [
+        EvidentlyWindow(**{**w, "columns": {k: tuple(v) for k, v in w["columns"].items()}})
+        for w in doc["evidently"]
+    ]
+    return argparse.Namespace(**doc["args"]), runs, theirs
+
+
+def report(args, runs: list[BatchRun], theirs: list[EvidentlyWindow]) -> int:
+    n_windows = sum(r["window"]["rows"] == args.window_size for r in runs[0].results)
+    counts, disagreements = compare(runs[0].results, theirs)
+    print_throughput(args, runs, theirs, n_windows)
+    same = print_agreement(runs, counts, disagreements, theirs)
+    return 0 if same else 1
+
+
+def params_of(args) -> Params:
+    return Params(
         events=args.events, batch_size=1000, rate=1000.0, reference_rows=5000, drift_block=25_000,
         v2_share=0.25, seed=args.seed,
     )  # fmt: skip
-    data, generated = ensure_logs(params, ROOT / "build" / "bench" / "agent-logs")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.saved:
+        saved_args, runs, theirs = load_saved(args.saved)
+        more = [int(seq) for seq in args.evidently_at.split(",") if seq]
+        if more:
+            data, generated = ensure_logs(params_of(saved_args), ROOT / "build" / "bench" / "agent-logs")
+            theirs = sorted(
+                theirs + run_evidently(data, saved_args.window_size, more, generated["features"]),
+                key=lambda w: w.seq,
+            )
+            save(saved_args, runs, theirs)
+        return report(saved_args, runs, theirs)
+    data, generated = ensure_logs(params_of(args), ROOT / "build" / "bench" / "agent-logs")
     runs = [run_batch(data, int(c), args.window_size) for c in args.cores.split(",")]
     full = [r for r in runs[0].results if r["window"]["rows"] == args.window_size]
     n_windows = len(full)
     theirs = run_evidently(
         data, args.window_size, spread(n_windows, args.evidently_windows), generated["features"]
     )
-    counts, disagreements = compare(runs[0].results, theirs)
-    print_throughput(args, runs, theirs, n_windows)
-    same = print_agreement(runs, counts, disagreements, theirs)
-    return 0 if same else 1
+    save(args, runs, theirs)
+    return report(args, runs, theirs)
 
 
 if __name__ == "__main__":
