@@ -10,7 +10,8 @@ Baseline: Evidently 0.7's legacy SparkEngine (DataDriftTable over the features p
 on the prediction) on the same windows, in local[1], timed per window for the check alone: it is
 handed the decoded rows (rows.parquet), since it has no reader for the agent's logs, so its time
 leaves out what ours spends on reading and decoding. Evidently's Spark engine is slow per window, so
-it checks --evidently-windows windows spread over the run, and its total is extrapolated from those.
+it checks --evidently-windows windows, those where our scores sit nearest a threshold (where its
+approximate Wasserstein can flip a verdict), and its total is extrapolated from those.
 
 Prints two markdown tables (throughput with ratios; verdict agreement with every disagreement), each
 number beside the machine's 1-minute load average, as the machine is shared.
@@ -114,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--evidently-windows",
         type=int,
         default=int(env("BENCH_BATCH_EVIDENTLY_WINDOWS", "1")),
-        help="windows Evidently checks, spread over the run (0: none)",
+        help="windows Evidently checks: those with a score nearest its threshold (0: none)",
     )
     parser.add_argument("--cores", default="1,2", help="executor cores to run ours with, comma-separated")
     parser.add_argument("--seed", type=int, default=7)
@@ -159,11 +160,11 @@ def run_batch(data: Path, cores: int, window_size: int) -> BatchRun:
     return BatchRun(cores, seconds, cpu, (before, after), rss_mb, results, summary)
 
 
-def spread(n_windows: int, wanted: int) -> list[int]:
-    """`wanted` window numbers evenly spread over 0..n_windows-1."""
-    if wanted <= 0 or n_windows <= 0:
-        return []
-    return sorted({int(i) for i in np.linspace(0, n_windows - 1, min(wanted, n_windows))})
+def closest_calls(results: list[dict], wanted: int) -> list[int]:
+    """Positions of the `wanted` windows whose column scores sit nearest their thresholds: where an
+    approximate test can flip a verdict."""
+    margin = [min(abs(s - t) for s, _, _, t in verdicts(r).values()) for r in results]
+    return sorted(sorted(range(len(results)), key=margin.__getitem__)[: max(0, wanted)])
 
 
 def evidently_session():
@@ -190,7 +191,10 @@ def run_evidently(
     """Evidently's SparkEngine on rows [seq * window_size, (seq + 1) * window_size) of the join order."""
     if not seqs:
         return []
-    print(f"bench: Evidently SparkEngine on windows {seqs} (slow: minutes per window)", file=sys.stderr)
+    print(
+        f"bench: Evidently SparkEngine on windows at {seqs} (0-based; slow: minutes per window)",
+        file=sys.stderr,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import evidently.legacy.spark.metrics.data_drift  # noqa: F401  registers the Spark implementations
@@ -290,7 +294,13 @@ def compare(results: list[dict], theirs: list[EvidentlyWindow]) -> tuple[dict, l
             counts["max_diff"] = max(counts["max_diff"], abs(o_score - score))
             if o_drifted != drifted:
                 disagreements.append(
-                    Disagreement(window.seq, name, (o_score, o_drifted), (score, drifted), threshold)
+                    Disagreement(
+                        results[window.seq]["window"]["seq"],
+                        name,
+                        (o_score, o_drifted),
+                        (score, drifted),
+                        threshold,
+                    )
                 )
     return counts, disagreements
 
@@ -344,7 +354,8 @@ def print_agreement(runs: list[BatchRun], counts: dict, disagreements: list[Disa
     print(f"| windows with dataset drift (ours) | {drifted} of {len(runs[0].results)} |")
     if theirs:
         n = len(theirs)
-        print(f"| windows both engines checked | {n} ({', '.join(str(w.seq) for w in theirs)}) |")
+        seqs = ", ".join(str(runs[0].results[w.seq]["window"]["seq"]) for w in theirs)
+        print(f"| windows both engines checked (seq) | {n} ({seqs}) |")
         print(f"| dataset verdicts agree | {counts['datasets_agree']} of {n} |")
         agree, total = counts["columns_agree"], counts["columns"]
         print(f"| column verdicts agree (30 features + prediction) | {agree} of {total} |")
@@ -418,10 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     data, generated = ensure_logs(params_of(args), ROOT / "build" / "bench" / "agent-logs")
     runs = [run_batch(data, int(c), args.window_size) for c in args.cores.split(",")]
     full = [r for r in runs[0].results if r["window"]["rows"] == args.window_size]
-    n_windows = len(full)
-    theirs = run_evidently(
-        data, args.window_size, spread(n_windows, args.evidently_windows), generated["features"]
-    )
+    picked = closest_calls(full, args.evidently_windows)
+    theirs = run_evidently(data, args.window_size, picked, generated["features"])
     save(args, runs, theirs)
     return report(args, runs, theirs)
 
