@@ -137,7 +137,8 @@ def load_average() -> float:
 
 
 def run_batch(data: Path, cores: int, window_size: int) -> BatchRun:
-    """One end-to-end run of the batch job on Spark local[cores], timed, its peak RSS from time(1)."""
+    """One end-to-end run of the batch job on Spark local[cores], timed. time(1)'s peak RSS is the largest
+    of the driver and the children it waited for: a floor for the JVM and Python workers, not their sum."""
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         out, rss_file = Path(tmp) / "out", Path(tmp) / "rss"
         command = [
@@ -319,7 +320,7 @@ def print_throughput(args, runs: list[BatchRun], theirs: list[EvidentlyWindow], 
     )
     print(
         "| engine | Spark master | wall s | CPU s | events/s | events / CPU s | vs Evidently (CPU) "
-        "| scaling vs 1 core (wall) | peak RSS MB | load avg (start / end) |"
+        "| scaling vs 1 core (wall) | driver peak RSS MB | load avg (start / end) |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     base = None
