@@ -179,6 +179,7 @@ def evidently_session():
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.ui.showConsoleProgress", "false")  # its progress bars drown the bench's lines
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()
     )
