@@ -38,6 +38,7 @@ EVENT_TYPES = ("request", "response", "join")
 class Online:
     history: list[dict]  # oldest first
     events: Counter  # (type, outcome) -> count, request/response/join only
+    quality: Counter  # (feature_name, kind) -> data-quality violations
     open_window: dict
 
 
@@ -94,20 +95,23 @@ def _has_result(url: str) -> bool:
         return False
 
 
-def detector_events(url: str) -> Counter:
+def detector_counts(url: str) -> tuple[Counter, Counter]:
+    """drift_detector_events_total by (type, outcome) for request/response/join, and
+    drift_detector_data_quality_violations_total by (feature_name, kind), from /metrics."""
     with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
         text = resp.read().decode()
-    counts: Counter = Counter()
+    events: Counter = Counter()
+    quality: Counter = Counter()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
-            if (
-                sample.name == "drift_detector_events_total"
-                and labels["type"] in EVENT_TYPES
-                and sample.value
-            ):
-                counts[(labels["type"], labels["outcome"])] = int(sample.value)
-    return counts
+            if not sample.value:
+                continue
+            if sample.name == "drift_detector_events_total" and labels["type"] in EVENT_TYPES:
+                events[(labels["type"], labels["outcome"])] = int(sample.value)
+            elif sample.name == "drift_detector_data_quality_violations_total":
+                quality[(labels["feature_name"], labels["kind"])] = int(sample.value)
+    return events, quality
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +123,7 @@ def online(run_dir, blob_logs) -> dict[str, Online]:
             replay(url, records(fmt))
             window = wait_checked(url)
             history = get_json(url + "/api/v1/drift/history?limit=1000")["results"][::-1]
-            out[fmt] = Online(history, detector_events(url), window)
+            out[fmt] = Online(history, *detector_counts(url), window)
         finally:
             proc.stop()
     return out
@@ -184,6 +188,8 @@ def test_batch_equals_online(run_dir, online, fmt, engine, request):
     events = Counter({(e["type"], e["outcome"]): e["count"] for e in summary["events"]})
     assert events == expected.events
     assert events[("request", "ignored")] > 0 and events[("request", "wrong_feature_count")] > 0
+    quality = Counter({(q["feature_name"], q["kind"]): q["count"] for q in summary["data_quality"]})
+    assert quality == expected.quality and sum(quality.values()) > 0
     assert summary["open_window"]["rows"] == expected.open_window["rows"]
     assert summary["open_window"]["pending_joins"] == expected.open_window["pending_joins"]
 
@@ -195,3 +201,20 @@ def test_parquet_results_are_the_jsonl_results(run_dir, online):
     assert [orjson.loads(row["result"]) for row in table] == lines
     assert [row["seq"] for row in table] == [r["window"]["seq"] for r in lines]
     assert [row["dataset_drift"] for row in table] == [r["dataset_drift"] for r in lines]
+
+
+def test_spark_names_an_unreadable_object(run_dir, s3, spark, capsys):
+    """An object the executors cannot read ends the run as locally: exit 2, one line naming it."""
+    import boto3
+
+    key = "broken/ns/isvc/predictor/payloads/0a-request.parquet"
+    boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"]).put_object(
+        Bucket=BUCKET, Key=key, Body=b"not parquet"
+    )
+    out = run_dir / "batch-broken"
+    argv = ["--logs", f"s3://{BUCKET}/broken", "--reference", str(BUILD / "reference.parquet")]
+    argv += ["--window-size", str(WINDOW_SIZE), "--min-samples", str(MIN_SAMPLES), "--engine", "spark"]
+    assert cli.main([*argv, "--out", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("drift_detector batch: cannot read") and key in last, last
+    assert not (out / RESULTS_JSONL).exists()

@@ -13,8 +13,7 @@ import argparse
 import logging
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from drift_detector.batch import logs as blob
@@ -56,7 +55,6 @@ class Job:
     spark_master: str = "local[*]"
     partitions: int = 0
     sequencer: object = None
-    counts: Counter = field(default_factory=Counter)
     _last_print: float = 0.0
 
     def progress(self, obj: blob.LogObject) -> None:
@@ -77,26 +75,34 @@ def main(argv: list[str]) -> int:
             raise ConfigError(f"reference file not found: {settings.reference}")
         filesystem, base = blob.filesystem(args.logs)
         objects = blob.list_objects(filesystem, base)
+        runner = _engine(args.engine)
+        print(f"batch: {len(objects)} log objects under {args.logs}, engine {args.engine}", file=sys.stderr)
+        job = Job(settings, args.logs, filesystem, _evaluator(settings), len(objects))
+        job.spark_master, job.partitions = args.spark_master, args.partitions
+        return _run(job, runner, objects, args)
     except (ConfigError, blob.LogsError) as exc:
         print(f"drift_detector batch: {exc}", file=sys.stderr)
         return 2
+
+
+def _evaluator(settings) -> Evaluator:
     try:
-        runner = _engine(args.engine)
-    except ImportError as exc:
-        print(f"drift_detector batch: --engine spark needs drift-detector[spark] ({exc})", file=sys.stderr)
-        return 2
-    print(f"batch: {len(objects)} log objects under {args.logs}, engine {args.engine}", file=sys.stderr)
-    engine, _ = build_engine(settings)
+        engine, _ = build_engine(settings)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"cannot use reference {settings.reference}: {exc}") from None
     evaluator = Evaluator(engine, settings)
     evaluator.prepare()
-    job = Job(settings, args.logs, filesystem, evaluator, len(objects), args.spark_master, args.partitions)
+    return evaluator
+
+
+def _run(job: Job, runner, objects: list[blob.LogObject], args) -> int:
     writer = ResultsWriter(args.out)
     try:
         for result in runner.run(job, objects):
             writer.add(result)
-    except blob.LogsError as exc:
-        print(f"drift_detector batch: {exc}", file=sys.stderr)
-        return 2
+    except blob.LogsError:
+        writer.abort()
+        raise
     writer.finish(_summary(job, objects, writer.count, args))
     print(f"batch: {writer.count} windows checked, results in {args.out}", file=sys.stderr)
     return 0
@@ -105,8 +111,10 @@ def main(argv: list[str]) -> int:
 def _engine(name: str):
     """The engine's module; pyspark is imported only when asked for (the drift-detector[spark] extra)."""
     if name == "spark":
-        from drift_detector.batch import spark
-
+        try:
+            from drift_detector.batch import spark
+        except ImportError as exc:
+            raise ConfigError(f"--engine spark needs drift-detector[spark] ({exc})") from None
         return spark
     from drift_detector.batch import local
 
@@ -122,5 +130,8 @@ def _summary(job: Job, objects, checked: int, args) -> dict:
         "objects": len(objects),
         "windows_checked": checked,
         "events": [{"type": t, "outcome": o, "count": n} for (t, o), n in sorted(seq.outcomes.items())],
+        "data_quality": [
+            {"feature_name": f, "kind": k, "count": n} for (f, k), n in sorted(seq.quality.items())
+        ],
         "open_window": seq.open_window(),
     }

@@ -46,6 +46,7 @@ class Decoded:
             None,
             self.inference,
             self.size,
+            self.quality or None,
         )
 
 

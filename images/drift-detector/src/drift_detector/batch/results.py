@@ -2,7 +2,8 @@
 
 results.jsonl  one result per line, in window order, exactly as GET /api/v1/drift/history returns them
 results.parquet  one row per window: the headline numbers as columns, plus the whole result as JSON
-summary.json   what the run read, refused and left open (like drift_detector_events_total)
+summary.json   what the run read, refused and left open (like drift_detector_events_total), and the
+               data-quality violations of the accepted rows (drift_detector_data_quality_violations_total)
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ class ResultsWriter:
         os.replace(self.out / (RESULTS_PARQUET + ".tmp"), self.out / RESULTS_PARQUET)
         os.replace(self._tmp, self.out / RESULTS_JSONL)
         (self.out / SUMMARY).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+
+    def abort(self) -> None:
+        """A failed run leaves no partial file behind."""
+        self._jsonl.close()
+        self._tmp.unlink(missing_ok=True)
 
     @property
     def count(self) -> int:

@@ -27,6 +27,8 @@ class Sequencer:
         self.settings = settings
         self.state = State(settings.prediction_store_size, settings.performance_window)
         self.outcomes: Counter = Counter()  # (kind, outcome) like drift_detector_events_total
+        # (feature, kind) like drift_detector_data_quality_violations_total: counted for accepted events
+        self.quality: Counter = Counter()
         self._ignored_ids: OrderedDict[str, None] = OrderedDict()
         self.accepted = False  # whether the last event entered the state
 
@@ -48,6 +50,7 @@ class Sequencer:
         self.accepted = outcome == "accepted"
         if self.accepted:
             self._apply(ev)
+            self.quality.update(ev.quality or {})
         return self.accepted
 
     def _outcome(self, ev: Decoded) -> str:

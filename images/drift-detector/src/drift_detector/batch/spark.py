@@ -16,6 +16,7 @@ from array import array
 from collections.abc import Iterator
 
 from pyspark import StorageLevel
+from pyspark.errors import PythonException
 from pyspark.sql import SparkSession
 
 from drift_detector.batch import logs as blob
@@ -62,7 +63,7 @@ def _run(sc, job, objects: list[blob.LogObject]) -> Iterator[dict]:
         .flatMap(lambda obj: _decode_object(obj, logs, evaluator.value))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    total = decoded.count()  # decodes every partition at once; the iterator below reads the cache
+    total = _count(decoded)  # decodes every partition at once; the iterator below reads the cache
     print(f"batch: spark decoded {total} records from {len(objects)} objects", file=sys.stderr, flush=True)
     job.sequencer = Sequencer(job.settings)
     assignments, windows = _sequence(job.sequencer, decoded.map(Decoded.meta).toLocalIterator())
@@ -83,6 +84,18 @@ def _run(sc, job, objects: list[blob.LogObject]) -> Iterator[dict]:
         shape.unpersist()
     decoded.unpersist()
     evaluator.unpersist()
+
+
+def _count(decoded) -> int:
+    """The decoded records' count; an object an executor could not read ends the run as locally."""
+    try:
+        return decoded.count()
+    except PythonException as exc:
+        reason = str(exc).strip().splitlines()
+        found = [line for line in reason if "LogsError:" in line]
+        if not found:
+            raise
+        raise blob.LogsError(found[-1].split("LogsError:", 1)[1].strip()) from None
 
 
 def _decode_object(obj: blob.LogObject, logs: str, evaluator) -> Iterator[Decoded]:
