@@ -429,7 +429,14 @@ def main(argv: list[str] | None = None) -> int:
             save(saved_args, runs, theirs)
         return report(saved_args, runs, theirs)
     data, generated = ensure_logs(params_of(args), ROOT / "build" / "bench" / "agent-logs")
-    runs = [run_batch(data, int(c), args.window_size) for c in args.cores.split(",")]
+    try:
+        runs = [run_batch(data, int(c), args.window_size) for c in args.cores.split(",")]
+    except subprocess.CalledProcessError as exc:
+        print(
+            f"bench: the batch job failed (exit {exc.returncode}); its own line above says why",
+            file=sys.stderr,
+        )
+        return 1
     full = [r for r in runs[0].results if r["window"]["rows"] == args.window_size]
     picked = closest_calls(full, args.evidently_windows)
     theirs = run_evidently(data, args.window_size, picked, generated["features"])
