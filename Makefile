@@ -161,7 +161,7 @@ demo: setup-demo demo-model ## the whole monitoring loop on this machine: traffi
 
 # --- benchmarks ---------------------------------------------------------------------------------
 .PHONY: bench
-bench: setup-demo demo-model ## benchmarks of every component, each a markdown table with ratios to its baseline
+bench: setup-demo setup-spark demo-model ## benchmarks of every component, each a markdown table with ratios to its baseline
 	@for b in images/*/bench/bench_*.py; do echo; echo "### $$b"; $(PY) $$b; done
 
 .PHONY: bench-first-run
