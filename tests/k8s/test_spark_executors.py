@@ -1,0 +1,345 @@
+"""Spark on Kubernetes, end to end without a kubelet: the batch job's driver, started with the chart's
+spark-submit arguments and the chart's driver ServiceAccount/Role/RoleBinding, makes Spark's real
+Kubernetes backend create executor Pods through this session's kube-apiserver (under Pod Security
+`restricted`, from the chart's executor pod template). The test then plays the kubelet: for every
+executor Pod it starts the drift-detector-spark image's entrypoint (images/drift-detector/
+spark-entrypoint.sh) locally with the Pod's container args and env (status.podIP is 127.0.0.1, emptyDir
+mounts are temporary directories). The executors register with the driver, the job finishes, and its
+results equal the local engine's on the same logs.
+
+One small run (SPARK_RUN below: ~2,400 logged events, 2 executors of 1 core) of about a minute: three
+JVMs on a shared machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from chartlib import render_chart
+from kube_harness import free_port, request_token, wait_for
+from kubernetes import client
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from demo.traffic import DemoData, v1_body  # noqa: E402
+
+BUILD = REPO / "build" / "demo"
+ENTRYPOINT = REPO / "images" / "drift-detector" / "spark-entrypoint.sh"
+VENV_BIN = Path(sys.executable).parent
+MODEL = "breast-cancer"
+REQUEST_TYPE = "org.kubeflow.serving.inference.request"
+RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+SPARK_RUN = {"calls": 1200, "per_object": 100, "window_size": 100, "executors": 2}
+WALL_TIMES = {"checked_at", "duration_seconds"}  # the only fields two runs may differ in
+VALUES = {
+    "predictor.storageUri": "s3://models/fraud/v1",
+    "predictor.logger.blob.enabled": True,
+    "predictor.logger.blob.uri": "s3://payload-logs/kserve",
+    "predictor.logger.blob.credentials.existingSecret": "payload-logs-s3",
+    "driftDetector.reference.uri": "s3://models/fraud/reference.parquet",
+    "batchDrift.enabled": True,
+    "batchDrift.engine": "spark",
+    "batchDrift.spark.launcher": "spark-submit",
+    "batchDrift.spark.image.repository": "registry.example.com/drift-detector-spark",
+    "batchDrift.spark.image.tag": "0.1.0-spark4.3.0",
+    "batchDrift.spark.executor.instances": SPARK_RUN["executors"],
+    "batchDrift.spark.executor.memory": "512m",
+    "batchDrift.spark.driver.memory": "512m",
+}
+
+
+def write_logs(directory: Path) -> int:
+    """The agent's json objects (lists of LogRequest, payload base64): clean calls then drifted ones,
+    responses scored by the demo model; returns the number of records."""
+    data = DemoData.load(BUILD)
+    model = joblib.load(BUILD / "model" / "model.joblib")
+    rng = np.random.default_rng(16)
+    half = SPARK_RUN["calls"] // 2
+    rows = np.vstack(
+        [data.clean(half, rng)[data.features].to_numpy(), data.drifted(half, rng)[data.features].to_numpy()]
+    )
+    scores = model.predict_proba(rows)[:, 1]
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    records = []
+    for i, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True)):
+        when = (start + timedelta(milliseconds=10 * i)).isoformat().replace("+00:00", "Z")
+        records.append(_record(f"call-{i}", REQUEST_TYPE, v1_body([row]), when))
+        records.append(
+            _record(f"call-{i}", RESPONSE_TYPE, json.dumps({"predictions": [score]}).encode(), when)
+        )
+    directory.mkdir(parents=True)
+    step = SPARK_RUN["per_object"]
+    for n in range(0, len(records), step):
+        path = directory / f"{n:06d}-batch.json"
+        path.write_text(json.dumps(records[n : n + step]))
+        os.utime(path, (1_700_000_000 + n, 1_700_000_000 + n))  # the run's object order
+    return len(records)
+
+
+def _record(call_id: str, req_type: str, body: bytes, when: str) -> dict:
+    return {
+        "id": call_id,
+        "reqType": req_type,
+        "contentType": "application/json",
+        "bytes": base64.b64encode(body).decode(),
+        "occurrenceTime": when,
+    }
+
+
+def apply_chart_rbac(admin, namespace: str, docs: list[dict]) -> str:
+    """The chart's driver ServiceAccount, Role and RoleBinding, created as rendered; the account name."""
+    core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount" and "drift-batch" in d["metadata"]["name"]]
+    (role,) = [d for d in docs if d["kind"] == "Role" and "drift-batch" in d["metadata"]["name"]]
+    (binding,) = [
+        d for d in docs if d["kind"] == "RoleBinding" and d["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    core.create_namespaced_service_account(namespace, account)
+    rbac.create_namespaced_role(namespace, role)
+    rbac.create_namespaced_role_binding(namespace, binding)
+    return account["metadata"]["name"]
+
+
+def driver_pod(core, namespace: str, cronjob: dict) -> str:
+    """The driver's own Pod object (the CronJob's pod template): the chart names it in
+    spark.kubernetes.driver.pod.name, and Spark makes it the executors' owner."""
+    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "drift-batch-driver", **template["metadata"]},
+    }
+    pod["spec"] = template["spec"]
+    core.create_namespaced_pod(namespace, pod)
+    return "drift-batch-driver"
+
+
+def spark_submit_argv(
+    container: dict, cluster, directory: Path, namespace: str, pod_name: str, token_file: Path
+) -> list[str]:
+    """The chart's spark-submit arguments up to the launcher, made local: the driver on 127.0.0.1 with
+    free ports, the executor template and launcher from the chart's ConfigMap in `directory`, this
+    API server as the master with the driver ServiceAccount's token."""
+    replace = {
+        "$(POD_IP)": "127.0.0.1",
+        "$(POD_NAME)": pod_name,
+        "/etc/drift-batch/": f"{directory}/",
+        "spark.driver.bindAddress=0.0.0.0": "spark.driver.bindAddress=127.0.0.1",
+        "spark.driver.port=7078": f"spark.driver.port={free_port()}",
+        "spark.driver.blockManager.port=7079": f"spark.driver.blockManager.port={free_port()}",
+    }
+    argv = [str(VENV_BIN / "spark-submit")]
+    for arg in container["args"]:
+        if arg.startswith("--master="):
+            arg = f"--master=k8s://{cluster.server}"
+        for old, new in replace.items():
+            arg = arg.replace(old, new)
+        argv.append(arg)
+        if arg.endswith("launcher.py"):
+            break
+    auth = "spark.kubernetes.authenticate"
+    argv[1:1] = [f"--conf={auth}.caCertFile={cluster.ca_file}", f"--conf={auth}.oauthTokenFile={token_file}"]
+    return argv
+
+
+class Kubelet:
+    """Starts the image's entrypoint for each executor Pod the driver creates, as a kubelet would."""
+
+    def __init__(self, core, namespace: str, directory: Path):
+        self.core, self.namespace, self.directory = core, namespace, directory
+        self.started: dict[str, subprocess.Popen] = {}
+        self.pods: dict[str, dict] = {}
+        self.error: Exception | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._start_new()
+            except Exception as exc:  # the test reports it; a dead kubelet thread would only hang the driver
+                self.error = exc
+                return
+            time.sleep(0.3)
+
+    def _start_new(self) -> None:
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector="spark-role=executor").items
+        for pod in pods:
+            if pod.metadata.name not in self.started:
+                self._start(client.ApiClient().sanitize_for_serialization(pod))
+
+    def _start(self, pod: dict) -> None:
+        name = pod["metadata"]["name"]
+        (container,) = pod["spec"]["containers"]
+        mounts = self._empty_dirs(pod, container)
+        env = self._image_env(mounts)
+        for var in container.get("env", []):
+            env[var["name"]] = self._value(self.core, var, pod, mounts)
+        log = (self.directory / f"{name}.log").open("wb")
+        print(f"kubelet: starting {name}: {ENTRYPOINT.name} {' '.join(container['args'])}", flush=True)
+        self.pods[name] = pod
+        self.started[name] = subprocess.Popen(
+            ["bash", str(ENTRYPOINT), *container["args"]], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def _empty_dirs(self, pod: dict, container: dict) -> dict[str, str]:
+        """mountPath -> a fresh directory for each emptyDir the container mounts."""
+        empty = {v["name"] for v in pod["spec"].get("volumes", []) if "emptyDir" in v}
+        mounts = {}
+        for mount in container.get("volumeMounts", []):
+            if mount["name"] in empty:
+                path = self.directory / pod["metadata"]["name"] / mount["name"]
+                path.mkdir(parents=True, exist_ok=True)
+                mounts[mount["mountPath"]] = str(path)
+        return mounts
+
+    @staticmethod
+    def _image_env(mounts: dict[str, str]) -> dict[str, str]:
+        """What the image's ENV gives (Dockerfile.spark): this venv first on PATH, /tmp as home."""
+        tmp = mounts.get("/tmp", "/tmp")
+        java_home = os.environ.get("JAVA_HOME")
+        env = {
+            "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+            "HOME": tmp,
+            "TMPDIR": tmp,
+            "PYSPARK_PYTHON": sys.executable,
+        }
+        return env | ({"JAVA_HOME": java_home} if java_home else {})
+
+    @staticmethod
+    def _value(core, var: dict, pod: dict, mounts: dict[str, str]) -> str:
+        field = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if field == "status.podIP":
+            return "127.0.0.1"
+        if field == "metadata.name":
+            return pod["metadata"]["name"]
+        secret = var.get("valueFrom", {}).get("secretKeyRef")
+        if secret:
+            found = core.read_namespaced_secret(secret["name"], pod["metadata"]["namespace"])
+            return base64.b64decode(found.data[secret["key"]]).decode()
+        assert "valueFrom" not in var, f"no kubelet rule for {var}"
+        value = var.get("value", "")
+        for path, local in mounts.items():
+            value = value.replace(path, local)
+        return value
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        for process in self.started.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def results(out: Path) -> list[dict]:
+    lines = (out / "results.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in WALL_TIMES} for line in lines]
+
+
+def test_executor_pods_made_by_the_driver_run_the_image_entrypoint(cluster, admin, namespace, tmp_path):
+    if not (BUILD / "model" / "model.joblib").exists():
+        pytest.fail(f"{BUILD}/model is missing: run `make demo-model` (make test-k8s does)")
+    logs = tmp_path / "logs"
+    events = write_logs(logs)
+    docs = render_chart(set_values=VALUES, release="batch", namespace=namespace)
+    core = client.CoreV1Api(admin)
+    account = apply_chart_rbac(admin, namespace, docs)
+    (cronjob,) = [d for d in docs if d["kind"] == "CronJob" and d["metadata"]["name"].endswith("drift-batch")]
+    (configmap,) = [d for d in docs if d["kind"] == "ConfigMap" and "executor-pod.yaml" in d.get("data", {})]
+    for key, text in configmap["data"].items():
+        (tmp_path / key).write_text(text)
+    token_file = tmp_path / "token"
+    token_file.write_text(request_token(admin, namespace, account))
+    # The logs bucket's credentials the chart's pods reference (unused with a local --logs).
+    secret = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    core.create_namespaced_secret(
+        namespace, client.V1Secret(metadata={"name": "payload-logs-s3"}, string_data=secret)
+    )
+    pod_name = driver_pod(core, namespace, cronjob)
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    argv = spark_submit_argv(container, cluster, tmp_path, namespace, pod_name, token_file)
+    argv += ["batch", "--logs", str(logs), "--reference", str(BUILD / "reference.parquet")]
+    argv += ["--model-name", MODEL, "--window-size", str(SPARK_RUN["window_size"])]
+    argv += [
+        "--engine",
+        "spark",
+        "--spark-master",
+        f"k8s://{cluster.server}",
+        "--out",
+        str(tmp_path / "spark"),
+    ]
+    # No kubeconfig or in-cluster account reaches the driver: only the chart account's token.
+    env = {
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    env |= {k: v for k, v in os.environ.items() if k == "JAVA_HOME"}
+
+    kubelet = Kubelet(core, namespace, tmp_path)
+    kubelet.thread.start()
+    print(f"spark-on-k8s: driver against {cluster.server}, {events} logged events", flush=True)
+    try:
+        driver = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    finally:
+        kubelet.stop()
+    assert kubelet.error is None, f"kubelet: {kubelet.error!r}"
+    executor_logs = {name: (tmp_path / f"{name}.log").read_text()[-3000:] for name in kubelet.started}
+    assert driver.returncode == 0, f"driver failed:\n{driver.stderr[-6000:]}\nexecutors: {executor_logs}"
+
+    # Spark's backend made the executor Pods from the chart's template, owned by the driver's Pod.
+    assert len(kubelet.pods) == SPARK_RUN["executors"], driver.stderr[-3000:]
+    for pod in kubelet.pods.values():
+        assert pod["spec"]["containers"][0]["args"] == ["executor"]
+        assert (
+            pod["spec"]["containers"][0]["image"]
+            == "registry.example.com/drift-detector-spark:0.1.0-spark4.3.0"
+        )
+        assert pod["metadata"]["ownerReferences"][0]["name"] == pod_name
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    # Every executor registered and ran tasks (Spark logs each task an executor finishes).
+    for name, text in executor_logs.items():
+        assert "Successfully registered with driver" in text, f"{name}:\n{text}"
+    full_logs = [(tmp_path / f"{name}.log").read_text() for name in kubelet.started]
+    assert all("Finished task" in text for text in full_logs), executor_logs
+
+    local_out = tmp_path / "local"
+    local = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "drift_detector",
+            *argv[argv.index("batch") :],
+            "--engine",
+            "local",
+            "--out",
+            str(local_out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert local.returncode == 0, local.stderr[-3000:]
+    on_spark = results(tmp_path / "spark")
+    assert len(on_spark) == events // 2 // SPARK_RUN["window_size"]
+    assert on_spark == results(local_out)
+    # The driver cleans up: its executor Pods are deleted when the session stops.
+    wait_for(
+        "executor pods deleted",
+        lambda: not core.list_namespaced_pod(namespace, label_selector="spark-role=executor").items,
+    )
