@@ -5,8 +5,10 @@
 # describes the executor in environment variables (set by BasicExecutorFeatureStep of
 # spark-kubernetes 4.3.0): this script turns those into a JVM running
 # org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend, with pyspark's jars (the wheel
-# carries Spark, spark-kubernetes and the fabric8 client) on the classpath. Anything else runs the drift
-# detector: `python -m drift_detector "$@"`.
+# carries Spark, spark-kubernetes and the fabric8 client) on the classpath. A cluster-mode driver (what
+# the Spark operator starts: `driver --properties-file ... --class ... <file> <args>`, its pod IP in
+# SPARK_DRIVER_BIND_ADDRESS) runs spark-submit in client mode inside its pod. Anything else runs the
+# drift detector: `python -m drift_detector "$@"`.
 set -euo pipefail
 
 # The directory holding Spark's jars: SPARK_HOME when set, else the installed pyspark package.
@@ -31,7 +33,7 @@ require() {
   local name
   for name in "$@"; do
     if [[ -z "${!name:-}" ]]; then
-      echo "spark-entrypoint: executor: $name is not set (Spark's Kubernetes backend sets it on executor pods)" >&2
+      echo "spark-entrypoint: $name is not set (Spark's Kubernetes backend sets it on its pods)" >&2
       exit 64
     fi
   done
@@ -72,8 +74,21 @@ run_executor() {
     --podName "${SPARK_EXECUTOR_POD_NAME:-${HOSTNAME:-}}"
 }
 
-if [[ "${1:-}" == "executor" ]]; then
-  shift
-  run_executor
-fi
+# The driver pod of cluster mode: spark-submit (pyspark's, on PATH) finishes the submission in client
+# mode here, bound to the pod's IP.
+run_driver() {
+  require SPARK_DRIVER_BIND_ADDRESS
+  exec spark-submit --conf "spark.driver.bindAddress=$SPARK_DRIVER_BIND_ADDRESS" --deploy-mode client "$@"
+}
+
+case "${1:-}" in
+  executor)
+    shift
+    run_executor
+    ;;
+  driver)
+    shift
+    run_driver "$@"
+    ;;
+esac
 exec python -m drift_detector "$@"

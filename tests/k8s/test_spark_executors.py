@@ -245,16 +245,42 @@ class Kubelet:
                 process.wait()
 
 
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> tuple[Path, int]:
+    """The run's log objects and their number of records."""
+    if not (BUILD / "model" / "model.joblib").exists():
+        pytest.fail(f"{BUILD}/model is missing: run `make demo-model` (make test-k8s does)")
+    directory = tmp_path_factory.mktemp("spark-logs") / "logs"
+    return directory, write_logs(directory)
+
+
+def batch_args(logs_dir: Path, engine: str, master: str, out: Path) -> list[str]:
+    argv = ["batch", "--logs", str(logs_dir), "--reference", str(BUILD / "reference.parquet")]
+    argv += ["--model-name", MODEL, "--window-size", str(SPARK_RUN["window_size"])]
+    return [*argv, "--engine", engine, "--spark-master", master, "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def local_results(logs, tmp_path_factory) -> list[dict]:
+    """The local engine's results on the same logs: what every Spark run must equal."""
+    out = tmp_path_factory.mktemp("local") / "out"
+    argv = [sys.executable, "-m", "drift_detector", *batch_args(logs[0], "local", "local[1]", out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = results(out)
+    assert len(found) == logs[1] // 2 // SPARK_RUN["window_size"]
+    assert {r["dataset_drift"] for r in found} == {False, True}  # clean windows, then drifted ones
+    return found
+
+
 def results(out: Path) -> list[dict]:
     lines = (out / "results.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k not in WALL_TIMES} for line in lines]
 
 
-def test_executor_pods_made_by_the_driver_run_the_image_entrypoint(cluster, admin, namespace, tmp_path):
-    if not (BUILD / "model" / "model.joblib").exists():
-        pytest.fail(f"{BUILD}/model is missing: run `make demo-model` (make test-k8s does)")
-    logs = tmp_path / "logs"
-    events = write_logs(logs)
+def test_executor_pods_made_by_the_driver_run_the_image_entrypoint(
+    cluster, admin, namespace, tmp_path, logs, local_results
+):
     docs = render_chart(set_values=VALUES, release="batch", namespace=namespace)
     core = client.CoreV1Api(admin)
     account = apply_chart_rbac(admin, namespace, docs)
@@ -272,16 +298,7 @@ def test_executor_pods_made_by_the_driver_run_the_image_entrypoint(cluster, admi
     pod_name = driver_pod(core, namespace, cronjob)
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     argv = spark_submit_argv(container, cluster, tmp_path, namespace, pod_name, token_file)
-    argv += ["batch", "--logs", str(logs), "--reference", str(BUILD / "reference.parquet")]
-    argv += ["--model-name", MODEL, "--window-size", str(SPARK_RUN["window_size"])]
-    argv += [
-        "--engine",
-        "spark",
-        "--spark-master",
-        f"k8s://{cluster.server}",
-        "--out",
-        str(tmp_path / "spark"),
-    ]
+    argv += batch_args(logs[0], "spark", f"k8s://{cluster.server}", tmp_path / "spark")
     # No kubeconfig or in-cluster account reaches the driver: only the chart account's token.
     env = {
         "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
@@ -292,7 +309,7 @@ def test_executor_pods_made_by_the_driver_run_the_image_entrypoint(cluster, admi
 
     kubelet = Kubelet(core, namespace, tmp_path)
     kubelet.thread.start()
-    print(f"spark-on-k8s: driver against {cluster.server}, {events} logged events", flush=True)
+    print(f"spark-on-k8s: driver against {cluster.server}, {logs[1]} logged events", flush=True)
     try:
         driver = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     finally:
@@ -317,30 +334,28 @@ def test_executor_pods_made_by_the_driver_run_the_image_entrypoint(cluster, admi
         assert "Successfully registered with driver" in text, f"{name}:\n{executor_logs[name]}"
         assert "Finished task" in text, f"{name}:\n{executor_logs[name]}"
 
-    local_out = tmp_path / "local"
-    local = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "drift_detector",
-            *argv[argv.index("batch") :],
-            "--engine",
-            "local",
-            "--out",
-            str(local_out),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert local.returncode == 0, local.stderr[-3000:]
-    on_spark = results(tmp_path / "spark")
-    assert len(on_spark) == events // 2 // SPARK_RUN["window_size"]
-    assert {r["dataset_drift"] for r in on_spark} == {False, True}  # clean windows, then drifted ones
-    assert on_spark == results(local_out)
+    assert results(tmp_path / "spark") == local_results
     # The driver cleans up: its executor Pods are deleted when the session stops.
     wait_for(
         "executor pods deleted",
         lambda: not core.list_namespaced_pod(namespace, label_selector="spark-role=executor").items,
     )
+
+
+def test_the_entrypoint_runs_a_cluster_mode_driver(tmp_path, logs, local_results):
+    """What the Spark operator's driver pod passes (`driver --properties-file ... --class ... <file>
+    <args>`, the pod IP in SPARK_DRIVER_BIND_ADDRESS): the entrypoint finishes the submission in client
+    mode. The master is local here (no executor pods): the dispatch and spark-submit are what is tested."""
+    properties = tmp_path / "spark.properties"
+    properties.write_text("spark.master=local[1]\nspark.app.name=drift-batch\nspark.ui.enabled=false\n")
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(
+        'import runpy\n\nrunpy.run_module("drift_detector", run_name="__main__", alter_sys=True)\n'
+    )
+    argv = ["bash", str(ENTRYPOINT), "driver", "--properties-file", str(properties)]
+    argv += ["--class", "org.apache.spark.deploy.PythonRunner", str(launcher)]
+    argv += batch_args(logs[0], "spark", "local[1]", tmp_path / "out")
+    env = Kubelet._image_env({"/tmp": str(tmp_path)}) | {"SPARK_DRIVER_BIND_ADDRESS": "127.0.0.1"}
+    done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert results(tmp_path / "out") == local_results
