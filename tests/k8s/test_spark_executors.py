@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import subprocess
 import sys
@@ -273,6 +274,24 @@ def local_results(logs, tmp_path_factory) -> list[dict]:
     return found
 
 
+def assert_same(got, want, path: str = "results") -> None:
+    """Equal structure and values; floats within 1e-9 relative (BLAS sums in another thread count can
+    move the last bit: pyspark's Python workers run with OMP_NUM_THREADS set to their cores)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), f"{path}: keys differ"
+        for key in want:
+            assert_same(got[key], want[key], f"{path}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{path}: lengths differ"
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            assert_same(a, b, f"{path}[{i}]")
+    elif isinstance(want, float):
+        same = math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(got) and math.isnan(want))
+        assert same, f"{path}: {got!r} vs {want!r}"
+    else:
+        assert got == want, f"{path}: {got!r} vs {want!r}"
+
+
 def results(out: Path) -> list[dict]:
     lines = (out / "results.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k not in WALL_TIMES} for line in lines]
@@ -334,7 +353,7 @@ def test_executor_pods_made_by_the_driver_run_the_image_entrypoint(
         assert "Successfully registered with driver" in text, f"{name}:\n{executor_logs[name]}"
         assert "Finished task" in text, f"{name}:\n{executor_logs[name]}"
 
-    assert results(tmp_path / "spark") == local_results
+    assert_same(results(tmp_path / "spark"), local_results)
     # The driver cleans up: its executor Pods are deleted when the session stops.
     wait_for(
         "executor pods deleted",
@@ -358,4 +377,4 @@ def test_the_entrypoint_runs_a_cluster_mode_driver(tmp_path, logs, local_results
     env = Kubelet._image_env({"/tmp": str(tmp_path)}) | {"SPARK_DRIVER_BIND_ADDRESS": "127.0.0.1"}
     done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert results(tmp_path / "out") == local_results
+    assert_same(results(tmp_path / "out"), local_results)
