@@ -127,7 +127,7 @@ def driver_pod(core, namespace: str, cronjob: dict) -> str:
 
 
 def spark_submit_argv(
-    container: dict, cluster, directory: Path, namespace: str, pod_name: str, token_file: Path
+    container: dict, cluster, directory: Path, pod_name: str, token_file: Path
 ) -> list[str]:
     """The chart's spark-submit arguments up to the launcher, made local: the driver on 127.0.0.1 with
     free ports, the executor template and launcher from the chart's ConfigMap in `directory`, this
@@ -316,7 +316,7 @@ def test_executor_pods_made_by_the_driver_run_the_image_entrypoint(
     )
     pod_name = driver_pod(core, namespace, cronjob)
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-    argv = spark_submit_argv(container, cluster, tmp_path, namespace, pod_name, token_file)
+    argv = spark_submit_argv(container, cluster, tmp_path, pod_name, token_file)
     argv += batch_args(logs[0], "spark", f"k8s://{cluster.server}", tmp_path / "spark")
     # No kubeconfig or in-cluster account reaches the driver: only the chart account's token.
     env = {
