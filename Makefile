@@ -141,7 +141,7 @@ test-batch: setup-demo setup-spark demo-model ## batch mode: KServe's agent logs
 	$(PYTEST) tests/batch
 
 .PHONY: test-k8s
-test-k8s: setup-demo setup-kube setup-kserve-manager ## kube-apiserver, etcd, kube-controller-manager and KServe's manager + webhooks: helm install reconciled by KServe, restricted PSS, retrainer RBAC
+test-k8s: setup-demo setup-kube setup-kserve-manager setup-spark demo-model ## kube-apiserver, etcd, kube-controller-manager and KServe's manager + webhooks: helm install reconciled by KServe, restricted PSS, retrainer RBAC; Spark executors started from the Pods the batch driver creates
 	$(PYTEST) tests/k8s
 
 # --- demo ---------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ spark-submit
 {{- define "kmm.batch.sparkImage" -}}
 {{- $image := .Values.batchDrift.spark.image -}}
 {{- if not $image.repository -}}
-{{- fail "batchDrift.spark.image.repository is required with batchDrift.engine=spark: a Spark image (Spark's Kubernetes entrypoint, Java, Python) with the drift detector package installed" -}}
+{{- fail "batchDrift.spark.image.repository is required with batchDrift.engine=spark: the drift-detector-spark image (images/drift-detector/Dockerfile.spark) or a Spark image whose entrypoint starts executors, with the drift detector package installed" -}}
 {{- end -}}
 {{- if not (or $image.tag $image.digest) -}}
 {{- fail "batchDrift.spark.image.tag (or digest) is required with batchDrift.engine=spark: the chart's appVersion does not name a Spark image" -}}
