@@ -46,6 +46,16 @@ TOOLS_BIN = REPO / ".tools" / "bin"
 KUBE_VERSION = "1.31.0"
 # The chart's defaults plus its one required value: the base of every render here.
 BASE_VALUES = CHART_DIR / "ci" / "default-values.yaml"
+# The blob-storage logger and the batch drift job on Spark, as the Kubernetes tier's tests install them.
+SPARK_BATCH_VALUES = {
+    "predictor.logger.blob.enabled": True,
+    "predictor.logger.blob.uri": "s3://payload-logs/kserve",
+    "driftDetector.reference.uri": "s3://models/fraud/reference.parquet",
+    "batchDrift.enabled": True,
+    "batchDrift.engine": "spark",
+    "batchDrift.spark.image.repository": "registry.example.com/drift-detector-spark",
+    "batchDrift.spark.image.tag": "0.1.0-spark4.3.0",
+}
 STANDIN_NOTICE = (
     "chartlib: kube-prometheus-stack is an OFFLINE STAND-IN (prometheus-operator CRDs only); "
     "`helm dependency build` with network gets the real chart"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import yaml
-from chartlib import BASE_VALUES, prepared_chart, render_chart
+from chartlib import BASE_VALUES, SPARK_BATCH_VALUES, prepared_chart, render_chart
 from helm_cli import helm, helm_result
 from kserve_harness import storage_container
 from kube_harness import (
@@ -510,8 +510,7 @@ def test_predictor_escape_hatches_reach_the_pod_kserve_makes(cluster, admin, kse
 # --- the blob-storage logger and the batch drift job -------------------------------------------
 
 BLOB = {
-    "predictor.logger.blob.enabled": True,
-    "predictor.logger.blob.uri": "s3://payload-logs/kserve",
+    **SPARK_BATCH_VALUES,
     "predictor.logger.blob.batchSize": 200,
     "predictor.logger.blob.batchInterval": "10s",
     "predictor.logger.blob.credentials.create": True,
@@ -519,12 +518,7 @@ BLOB = {
     "predictor.logger.blob.credentials.secretAccessKey": "k8s-tier-secret-key",
     "predictor.logger.blob.s3.endpoint": "http://seaweedfs.storage.svc.cluster.local:8333",
     "predictor.logger.blob.s3.region": "eu-west-1",
-    "driftDetector.reference.uri": "s3://models/fraud/reference.parquet",
-    "batchDrift.enabled": True,
-    "batchDrift.engine": "spark",
     "batchDrift.spark.launcher": "spark-submit",
-    "batchDrift.spark.image.repository": "registry.example.com/drift-detector-spark",
-    "batchDrift.spark.image.tag": "0.1.0-spark4.3.0",
 }
 
 

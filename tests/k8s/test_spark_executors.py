@@ -27,7 +27,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-from chartlib import render_chart
+from chartlib import SPARK_BATCH_VALUES, render_chart
 from kube_harness import free_port, request_token, wait_for
 from kubernetes import client
 
@@ -44,16 +44,10 @@ RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 SPARK_RUN = {"calls": 1200, "per_object": 100, "window_size": 100, "executors": 2}
 WALL_TIMES = {"checked_at", "duration_seconds"}  # the only fields two runs may differ in
 VALUES = {
+    **SPARK_BATCH_VALUES,
     "predictor.storageUri": "s3://models/fraud/v1",
-    "predictor.logger.blob.enabled": True,
-    "predictor.logger.blob.uri": "s3://payload-logs/kserve",
     "predictor.logger.blob.credentials.existingSecret": "payload-logs-s3",
-    "driftDetector.reference.uri": "s3://models/fraud/reference.parquet",
-    "batchDrift.enabled": True,
-    "batchDrift.engine": "spark",
     "batchDrift.spark.launcher": "spark-submit",
-    "batchDrift.spark.image.repository": "registry.example.com/drift-detector-spark",
-    "batchDrift.spark.image.tag": "0.1.0-spark4.3.0",
     "batchDrift.spark.executor.instances": SPARK_RUN["executors"],
     "batchDrift.spark.executor.memory": "512m",
     "batchDrift.spark.driver.memory": "512m",

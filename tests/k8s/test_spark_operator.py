@@ -12,20 +12,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from chartlib import BASE_VALUES, prepared_chart, render_chart
+from chartlib import BASE_VALUES, SPARK_BATCH_VALUES, prepared_chart, render_chart
 from helm_cli import helm
 from kube_harness import install_crds, spark_operator_crd_files, strict_dry_run_create
 
 VALUES = {
+    **SPARK_BATCH_VALUES,
     "predictor.storageUri": "s3://models/fraud/v1",
-    "predictor.logger.blob.enabled": True,
-    "predictor.logger.blob.uri": "s3://payload-logs/kserve",
     "predictor.logger.blob.credentials.existingSecret": "payload-logs-s3",
-    "driftDetector.reference.uri": "s3://models/fraud/reference.parquet",
-    "batchDrift.enabled": True,
-    "batchDrift.engine": "spark",
-    "batchDrift.spark.image.repository": "registry.example.com/drift-detector-spark",
-    "batchDrift.spark.image.tag": "0.1.0-spark4.3.0",
 }
 
 

@@ -444,13 +444,7 @@ class Service:
                 now = time.time()
                 for key in self.state.expired(now, s.pending_ttl_seconds):
                     self._expire(key, "expired")
-                window = self.state.window
-                if (
-                    s.window_max_age_seconds > 0
-                    and window.opened_at is not None
-                    and now - window.opened_at >= s.window_max_age_seconds
-                    and len(window.rows) >= s.min_samples
-                ):
+                if self.state.window_aged(now, s.window_max_age_seconds, s.min_samples):
                     self._close()
                 if self.wal.has_unwritten():
                     self._commit_in_background()  # flush timer records; nobody waits on them

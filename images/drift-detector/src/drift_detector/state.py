@@ -221,6 +221,13 @@ class State:
             out.append(key)
         return out
 
+    def window_aged(self, now: float, max_age: float, min_samples: int) -> bool:
+        """The open window is due to close by age: max_age old with min_samples rows (max_age 0: never)."""
+        w = self.window
+        if max_age <= 0 or w.opened_at is None:
+            return False
+        return now - w.opened_at >= max_age and len(w.rows) >= min_samples
+
 
 def payload_bytes(payload: Any) -> int:
     """What rows or predictions weigh when no received size is known: their size as JSON."""

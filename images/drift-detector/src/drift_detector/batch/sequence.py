@@ -96,13 +96,7 @@ class Sequencer:
         for key in self.state.expired(now, s.pending_ttl_seconds):
             self._expire(key, "expired")
         yield from self._after_rows(now)
-        window = self.state.window
-        if (
-            s.window_max_age_seconds > 0
-            and window.opened_at is not None
-            and now - window.opened_at >= s.window_max_age_seconds
-            and len(window.rows) >= s.min_samples
-        ):
+        if self.state.window_aged(now, s.window_max_age_seconds, s.min_samples):
             yield self._close(now)
 
     def _after_rows(self, now: float) -> Iterator[Window]:
