@@ -108,6 +108,7 @@ def drift_detector_registry():
 
     registry = CollectorRegistry()
     metrics = Metrics(MODEL, registry)
+    metrics.storage_ok.set(1)  # the service sets its function from the log's state: healthy storage here
     rng = np.random.default_rng(11)
 
     def tick():
@@ -284,7 +285,8 @@ def test_chart_rules_evaluate_cleanly_on_the_images_series(prometheus):
     synthetic traffic raises exactly the alerts it should: dataset drift (2 of 3 features drifted),
     multivariate drift, drift in segment a, prediction drift, an estimated accuracy below its
     threshold, an error ratio of 50% and 0.25 data quality violations per row; the drift detector is
-    found by its job and namespace, so no absent() alert."""
+    found by its job and namespace, so no absent() alert, and its storage is healthy and its log replay
+    clean, so no storage or log damage alert."""
     expected = {
         "KServeModelDataDriftDetected",
         "KServeModelMultivariateDrift",

@@ -58,6 +58,12 @@ DRIFT_DETECTOR = {
     "drift_detector_checks_total",
     "drift_detector_check_duration_seconds",
     "drift_detector_last_check_timestamp_seconds",
+    "drift_detector_storage_ok",
+    "drift_detector_storage_errors_total",
+    "drift_detector_storage_refused_records_total",
+    "drift_detector_wal_replay_degraded",
+    "drift_detector_wal_corrupt_records_total",
+    "drift_detector_wal_corrupt_bytes_total",
 }
 KSERVE = {f"request_{stage}_seconds" for stage in ("preprocess", "predict", "postprocess", "explain")}
 KUBE_STATE_METRICS = {

@@ -44,7 +44,7 @@ def test_promtool_suite(rules_dir, suite):
 
 def test_alert_conventions(rule):
     alerts = alerts_of(rule["spec"])
-    assert len(alerts) == 15
+    assert len(alerts) == 17
     for name, spec in alerts.items():
         assert NAME.match(name), name
         assert spec["labels"]["severity"] in SEVERITIES, name
