@@ -18,6 +18,8 @@ import pytest
 import yaml
 from dashboard_panels import PANELS_WITHOUT_DATA, dashboard_queries, substitute
 from kubernetes import client
+from retrain_controller.config import parse_duration
+from retrain_controller.decision import cooldown_bucket
 from sinks import AckRecorder
 from timing import ALERT_FOR, RATE, SCRAPE_SECONDS, WINDOW
 
@@ -26,6 +28,7 @@ from demo.scenario import (
     DRIFT_ALERT,
     model_performance,
     retrainer_decisions,
+    timestamp,
     wait_until,
 )
 
@@ -167,10 +170,11 @@ def test_retrain_controller_decides_one_job_for_the_drift(stack, journal):
         what="a create decision of the retrain controller (watch mode, dry run)",
     )
     assert {d["reason"] for d in creates} == {"drift_sustained"}
-    # A dry run sees no Jobs, so every pass repeats the decision, always for the same Job.
-    names = {d["job"] for d in creates}
-    assert len(names) == 1, names
-    journal["job_name"] = names.pop()
+    # A dry run sees no Jobs, so every pass repeats the decision, always for the same Job within one
+    # cooldown bucket (the name's time part).
+    names = {(cooldown_bucket_of(stack, d), d["job"]) for d in creates}
+    assert len({bucket for bucket, _ in names}) == len(names), names
+    journal["job_bucket"], journal["job_name"] = max(names)
     manifests = [m for m in yaml.safe_load_all(stack.retrainer_jobs.read_text()) if m]
     assert {m["metadata"]["name"] for m in manifests} == {journal["job_name"]}
     labels = manifests[0]["metadata"]["labels"]
@@ -211,7 +215,16 @@ def test_second_pass_skips_the_job_on_a_real_kubernetes_api(stack, kube, journal
 
     jobs = batch.list_namespaced_job(TRAINING_NAMESPACE).items
     assert [j.metadata.name for j in jobs] == [first[0]["job"]]
-    assert first[0]["job"] == journal["job_name"], "the dry run named the same deterministic Job"
+    if cooldown_bucket_of(stack, first[0]) == journal["job_bucket"]:
+        assert first[0]["job"] == journal["job_name"], "the dry run named the same deterministic Job"
+    else:  # the passes straddle a cooldown boundary: a new bucket is a new name
+        assert first[0]["job"] != journal["job_name"]
+
+
+def cooldown_bucket_of(stack, decision: dict) -> int:
+    """The cooldown bucket a decision was taken in: the retrain controller's own rule."""
+    cooldown = parse_duration(stack.settings.retrain_cooldown, "cooldown")
+    return cooldown_bucket(timestamp(decision["ts"]), int(cooldown))
 
 
 def test_every_dashboard_panel_query_returns_data(stack):
