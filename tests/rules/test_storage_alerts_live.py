@@ -142,6 +142,13 @@ def stack(tmp_path):
         prom.wait(timeout=30)
 
 
+def storage_reason(detector: Detector) -> str | None:
+    """/readyz's reason once the detector is up and refusing for storage, else None."""
+    status, body = get(detector.url("/readyz"))
+    reason = json.loads(body).get("reason", "") if status == 503 else ""
+    return reason if reason and "reference loading" not in reason else None
+
+
 def firing(prometheus: str, name: str, value: float):
     """The alert's value once Prometheus reports it firing with `value`, else None."""
     _, body = get(f"{prometheus}/api/v1/alerts")
@@ -171,7 +178,9 @@ def tmpfs(tmp_path):
 def test_storage_failing_fires_on_a_full_volume_with_the_refused_event_count(tmpfs, stack):
     detector, prometheus = stack  # tmpfs comes first: the detector's data dir is the mounted tmpfs
     detector.start()
-    assert get(detector.url("/readyz"))[0] == 503
+    # /healthz answers while the reference still loads; wait until /readyz names the storage problem.
+    reason = wait_for("the storage reason in /readyz", lambda: storage_reason(detector))
+    assert "room" in reason, reason
     statuses = detector.ingest(15)
     refused = statuses.count(503)
     assert refused >= 10, statuses
