@@ -98,6 +98,16 @@ def prepared_chart() -> Path:
     return _prepared
 
 
+def chart_at_version(tmp_path, version: str):
+    """A copy of the prepared chart whose Chart.yaml says `version` (appVersion, the image tag, unchanged)."""
+    chart = tmp_path / version / "kserve-model-monitoring"
+    shutil.copytree(prepared_chart(), chart)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta["version"] = version
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    return chart
+
+
 def render_raw(
     values_files=(),
     set_values=None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from chartlib import render_chart
-from test_kubeconform import kubeconform
+from test_kubeconform import assert_misspelt_field_rejected, kubeconform
 
 SCENARIO = "charts/kserve-model-monitoring/ci/blob-batch-values.yaml"
 OPERATOR = {"batchDrift.spark.launcher": "operator"}
@@ -40,15 +40,7 @@ def test_the_scheduled_spark_application_is_valid_against_the_spark_operators_sc
 )
 def test_a_misspelt_field_is_rejected(kind, path, crd_schemas, tmp_path):
     (obj,) = [d for d in operator_docs() if d["kind"] == kind]
-    node = obj
-    for key in path:
-        node = node[key]
-    node["misspeltField"] = "x"
-    manifest = tmp_path / "bad.yaml"
-    manifest.write_text(yaml.safe_dump(obj))
-    result = kubeconform(crd_schemas, manifest)
-    assert result.returncode != 0
-    assert "misspeltField" in result.stdout, result.stdout
+    assert_misspelt_field_rejected(obj, path, crd_schemas, tmp_path)
 
 
 def test_the_spark_submit_launcher_passes_the_executor_pod_template_that_the_chart_renders():

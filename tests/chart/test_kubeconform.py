@@ -57,6 +57,11 @@ def test_every_object_is_valid_against_its_strict_schema(scenario, scenario_text
 def test_a_misspelt_field_is_rejected(kind, path, scenario_docs, crd_schemas, tmp_path):
     """The schemas are strict: the same objects with one unknown field fail validation."""
     obj = next(doc for doc in scenario_docs["all-features"] if doc["kind"] == kind)
+    assert_misspelt_field_rejected(obj, path, crd_schemas, tmp_path)
+
+
+def assert_misspelt_field_rejected(obj: dict, path: list[str], crd_schemas, tmp_path) -> None:
+    """obj with an unknown field added at path fails kubeconform, which names the field."""
     node = obj
     for key in path:
         node = node[key]

@@ -3,21 +3,10 @@ payload logger never retries, so events sent while the detector restarts are los
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import yaml
-from chartlib import BASE_VALUES, KUBE_VERSION, helm_env, prepared_chart
-
-
-def chart_at_version(tmp_path, version: str):
-    """A copy of the prepared chart whose Chart.yaml says `version` (appVersion, the image tag, unchanged)."""
-    chart = tmp_path / version / "kserve-model-monitoring"
-    shutil.copytree(prepared_chart(), chart)
-    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
-    meta["version"] = version
-    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    return chart
+from chartlib import BASE_VALUES, KUBE_VERSION, chart_at_version, helm_env
 
 
 def drift_deployment(chart, *extra: str) -> dict:

@@ -11,11 +11,10 @@ prometheus-operator CRDs only), see tests/chartlib.py.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import yaml
-from chartlib import BASE_VALUES, prepared_chart, render_chart, scenario_files
+from chartlib import BASE_VALUES, chart_at_version, prepared_chart, render_chart, scenario_files
 from helm_cli import helm, helm_result
 from kube_harness import RESTRICTED, create_namespace, settle_empty, strict_dry_run_create, wait_for
 from kubernetes import client
@@ -261,16 +260,6 @@ def test_keep_on_uninstall_keeps_the_claim_asked_for_and_a_reinstall_takes_it_ba
     helm(cluster, "uninstall", release, "-n", namespace)
     wait_gone(dynamic, reports, "after the second uninstall")
     client.CoreV1Api(admin).delete_namespaced_persistent_volume_claim(data["metadata"]["name"], namespace)
-
-
-def chart_at_version(tmp_path, version: str):
-    """A copy of the prepared chart whose Chart.yaml says `version` (appVersion, the image tag, unchanged)."""
-    chart = tmp_path / version / "kserve-model-monitoring"
-    shutil.copytree(prepared_chart(), chart)
-    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
-    meta["version"] = version
-    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    return chart
 
 
 def drift_detector_state(admin, namespace: str, release: str) -> tuple[dict, int, set[str], set[str]]:
