@@ -5,6 +5,7 @@ and expiry rules, the same write-ahead-log records applied to the same State, a 
 holds window_size rows. Time is the records' time (the agent's occurrence time, or the object's): a
 pending entry expires once a later record is pending_ttl_seconds newer, as the service's one-second
 timer would have expired it, and a window closes by age the same way.
+Not mirrored yet: the service's byte bounds (413 too_many_rows / pending_too_large, eviction by bytes).
 
 Rows and predictions enter the State as references (pos, index) into the decoded payloads, so the
 sequencer runs on the driver over small metadata while the payloads stay where they were decoded.
