@@ -3,13 +3,16 @@
 Usage (after `make setup demo-model`): python images/drift-detector/bench/bench_agent.py [--help]
 
 The monitored predictor (build/demo/model) runs behind KServe's own agent (.tools/bin/kserve-agent,
-built from github.com/kserve/kserve v0.20.0) in three configurations:
+built from github.com/kserve/kserve v0.20.0) in four configurations:
   off       the agent proxies, no --log-url
   null      the agent logs every request and response to a null sink: a bare ASGI app on the drift
             detector's own server stack (uvicorn, uvloop, httptools) that counts and answers 200 with
             no body. What the agent's logging costs by itself, and the floor for the sink's CPU.
-  detector  the agent logs to the drift detector (default settings: fsync `always`; reports off, as
-            Evidently runs in its own process off the request path)
+  detector  the agent logs to the drift detector with its defaults (fsync `interval`: an event is
+            acknowledged once written, fdatasync'ed within 50 ms; reports off, as Evidently runs in its
+            own process off the request path)
+  always    the same with fsync `always`: every event acknowledged after an fdatasync (the cost of that
+            durability, shown beside the default's)
 Loads: open loop at fixed request rates (latency counted from the scheduled send, so a path that
 falls behind shows it), and closed loop with 8 and 32 connections. The agent binds the abstract
 socket @/kserve/agent.sock, one per network namespace, so the configurations take turns (the agent
@@ -37,7 +40,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 AGENT = REPO / ".tools" / "bin" / "kserve-agent"
 MODEL = "demo"
-CONFIGS = ("off", "null", "detector")
+CONFIGS = ("off", "null", "detector", "always")
+DETECTORS = {"detector": [], "always": ["--fsync", "always"]}  # extra flags of each detector config
+LABELS = {"detector": "detector (defaults)", "always": "detector, fsync always"}
 NETNS_MARK = "BENCH_AGENT_NETNS"
 # Targets of issue 12 for the detector path vs the null sink, at every load the null sink sustains.
 THROUGHPUT_TARGET, P99_TARGET, CPU_TARGET = 0.9, 1.2, 2.0
@@ -256,10 +261,10 @@ def port_open(port: int) -> bool:
 
 
 class Sinks:
-    """The predictor, the null sink and the drift detector: started once, shared by every round."""
+    """The predictor, the null sink and the two drift detectors: started once, shared by every round."""
 
     def __init__(self, args: argparse.Namespace, out: Path):
-        self.ports = {name: free_port() for name in ("predictor", "null", "detector")}
+        self.ports = {name: free_port() for name in ("predictor", "null", *DETECTORS)}
         p = self.ports
         predictor = [
             sys.executable, "-m", "monitored_predictor", "--model_name", MODEL, "--model_dir", args.model_dir,
@@ -267,30 +272,28 @@ class Sinks:
             "--workers", "1",
         ]  # fmt: skip
         (out / "detector.yaml").write_text(json.dumps({"http_host": "127.0.0.1", "reports_enabled": False}))
-        shutil.rmtree(out / "detector-data", ignore_errors=True)
-        detector = [
-            sys.executable, "-m", "drift_detector", "--reference", args.reference, "--model-name", MODEL,
-            "--http-port", str(p["detector"]), "--data-dir", str(out / "detector-data"),
-            "--reports-dir", str(out / "detector-reports"), "--config", str(out / "detector.yaml"),
-        ]  # fmt: skip
         self.procs = {
             "predictor": Process("predictor", predictor, out),
             "null": Process("null-sink", [sys.executable, __file__, "--null-sink", str(p["null"])], out),
-            "detector": Process("drift-detector", detector, out),
         }
-        for name, path in (
-            ("predictor", f"/v2/models/{MODEL}/ready"),
-            ("null", "/count"),
-            ("detector", "/readyz"),
-        ):
-            url = f"http://127.0.0.1:{p[name]}{path}"
-            self.procs[name].wait_until(lambda url=url: http_get(url)[0] == 200, "ready")
+        for name, flags in DETECTORS.items():
+            shutil.rmtree(out / f"{name}-data", ignore_errors=True)
+            detector = [
+                sys.executable, "-m", "drift_detector", "--reference", args.reference, "--model-name", MODEL,
+                "--http-port", str(p[name]), "--data-dir", str(out / f"{name}-data"),
+                "--reports-dir", str(out / f"{name}-reports"), "--config", str(out / "detector.yaml"), *flags,
+            ]  # fmt: skip
+            self.procs[name] = Process(f"drift-{name}", detector, out)
+        ready = {"predictor": f"/v2/models/{MODEL}/ready", "null": "/count"}
+        for name, proc in self.procs.items():
+            url = f"http://127.0.0.1:{p[name]}{ready.get(name, '/readyz')}"
+            proc.wait_until(lambda url=url: http_get(url)[0] == 200, "ready")
 
     def events(self, config: str) -> float:
         """Events the sink took: the null sink's count, the detector's accepted requests and responses."""
         if config == "null":
             return float(http_get(f"http://127.0.0.1:{self.ports['null']}/count")[1] or "nan")
-        status, text = http_get(f"http://127.0.0.1:{self.ports['detector']}/metrics")
+        status, text = http_get(f"http://127.0.0.1:{self.ports[config]}/metrics")
         total = 0.0
         for line in text.splitlines():
             accepted = line.startswith("drift_detector_events_total{") and 'outcome="accepted"' in line
@@ -456,9 +459,9 @@ def print_table(cells: dict, args: argparse.Namespace) -> None:
             logging = config != "off"
             lost = f"{s['lost']:.0f}" if logging else ""
             sink = f"{s['sink_us_per_event']:.0f}" if logging else ""
-            verdict = verdicts(load, s, null)[0] if config == "detector" else ""
+            verdict = verdicts(load, s, null)[0] if config in DETECTORS else ""
             print(
-                f"| {load_label(load)} | {config} | {s['rps']:.0f} ({lo:.0f}-{hi:.0f}) "
+                f"| {load_label(load)} | {LABELS.get(config, config)} | {s['rps']:.0f} ({lo:.0f}-{hi:.0f}) "
                 f"| {ratio(s, null, 'rps')} | {s['p50']:.1f} | {s['p99']:.1f} | {ratio(s, null, 'p99')} "
                 f"| {lost} | {sink} | {ratio(s, null, 'sink_us_per_event') if logging else ''} "
                 f"| {s['agent_us_per_request']:.0f} | {s['opens_per_request']:.3f} | {verdict} |"
@@ -500,7 +503,7 @@ def write_bodies(out: Path, holdout: str) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description="Inference through KServe's agent: logging off, null sink, detector."
+        description="Inference through KServe's agent: logging off, null sink, two drift detectors."
     )
     parser.add_argument("--model_dir", default=str(REPO / "build/demo/model"))
     parser.add_argument("--reference", default=str(REPO / "build/demo/reference.parquet"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 import numpy as np
@@ -117,15 +118,7 @@ def test_always_acknowledges_only_after_an_fdatasync_that_covers_the_record(tmp_
     """The default policy: every commit resolves after an fdatasync that began once its record was
     written, and concurrent commits share fsyncs (group commit) instead of one each."""
     wal = WriteAheadLog(tmp_path / "wal", "always")
-    synced_up_to: list[int] = []  # the written end of the log when each fdatasync began
-    real_fdatasync = wal_module.os.fdatasync
-
-    def recording_fdatasync(fd):
-        written = wal._offset
-        real_fdatasync(fd)
-        synced_up_to.append(written)
-
-    monkeypatch.setattr(wal_module.os, "fdatasync", recording_fdatasync)
+    synced_up_to = record_fdatasyncs(wal, monkeypatch)
 
     async def run():
         list(wal.replay())
@@ -144,6 +137,76 @@ def test_always_acknowledges_only_after_an_fdatasync_that_covers_the_record(tmp_
     asyncio.run(run())
     assert len(synced_up_to) <= 100  # 8 writers x 50 commits: about one fsync per round, not 400
     assert [r[2] for r in WriteAheadLog(tmp_path / "wal").replay() if r[1] == 0] == list(range(50))
+
+
+def record_fdatasyncs(wal: WriteAheadLog, monkeypatch) -> list[int]:
+    """The real fdatasync, recording the written end of the log when each one began (once it is done)."""
+    synced_up_to: list[int] = []
+    real_fdatasync = wal_module.os.fdatasync
+
+    def recording_fdatasync(fd):
+        written = wal._offset
+        real_fdatasync(fd)
+        synced_up_to.append(written)
+
+    monkeypatch.setattr(wal_module.os, "fdatasync", recording_fdatasync)
+    return synced_up_to
+
+
+def test_interval_acknowledges_logger_records_once_written_and_syncs_them_within_the_interval(
+    tmp_path, monkeypatch
+):
+    """The default policy: a logger event's commit resolves after the write, before any fdatasync covers
+    it; with no traffic after it, an fdatasync still covers it within fsync_interval_ms."""
+    wal = WriteAheadLog(tmp_path / "wal", "interval", fsync_interval_ms=300)
+    synced_up_to = record_fdatasyncs(wal, monkeypatch)
+
+    async def covered(end: int) -> float:
+        """Seconds until an fdatasync covers the log up to end."""
+        start = time.monotonic()
+        while not any(written >= end for written in synced_up_to):
+            assert time.monotonic() - start < 5, "no fdatasync ever covered the record"
+            await asyncio.sleep(0.005)
+        return time.monotonic() - start
+
+    async def run():
+        list(wal.replay())
+        wal.start(asyncio.get_running_loop())
+        for i in range(2):  # the second one is written well within the interval of the first's fsync
+            wal.append(["i", i, 0])
+            end = wal.bytes_in_segment
+            await wal.commit()
+            if i == 1:  # the first one's fdatasync starts at once (none for an interval): it may be done
+                assert not any(written >= end for written in synced_up_to)  # acknowledged before it
+            waited = await covered(end)
+        wal.close()
+        return waited
+
+    assert 0.1 < asyncio.run(run()) < 2  # the timer's fdatasync, not one at once nor at close()
+
+
+def test_interval_acknowledges_a_durable_commit_only_after_an_fdatasync_that_covers_it(tmp_path, monkeypatch):
+    """Ingest and feedback (callers that retry) are acknowledged as under `always`, at once, not after
+    the interval; logger commits that share the write are not held back by it."""
+    wal = WriteAheadLog(tmp_path / "wal", "interval", fsync_interval_ms=60_000)
+    synced_up_to = record_fdatasyncs(wal, monkeypatch)
+
+    async def run():
+        list(wal.replay())
+        wal.start(asyncio.get_running_loop())
+        await asyncio.sleep(0.3)
+        wal.append(["i", 0, 0])
+        logger = wal.commit()
+        wal.append(["f", [["a", 1]]])
+        end = wal.bytes_in_segment
+        durable = wal.commit(durable=True)
+        await logger
+        assert not durable.done()  # its fdatasync is in flight
+        await asyncio.wait_for(durable, 5)  # long before the 60 s interval
+        assert max(synced_up_to) >= end
+        wal.close()
+
+    asyncio.run(run())
 
 
 def test_out_of_range_allows_the_configured_share_of_the_reference_range():

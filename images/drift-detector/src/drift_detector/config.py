@@ -88,7 +88,7 @@ class Settings:
         default_factory=lambda: ["application/json", "application/x-www-form-urlencoded", ""]
     )
     # Write-ahead log.
-    fsync: str = "always"
+    fsync: str = "interval"
     fsync_interval_ms: int = 50
     compact_bytes: int = 32 * 1024 * 1024  # log bytes since the last snapshot that start a new segment
     # Ground truth.
@@ -204,8 +204,13 @@ TABLE = Table(
         _row("positive_class_index", Integer(), "column taken when a prediction is a list of class scores"),
         _row("accept_content_types", ListOf(Text()), 'body media types accepted ("" included: no header)'),
         # Write-ahead log.
-        _row("fsync", Choice(FSYNC_POLICIES), "always: acknowledge after fdatasync; interval; never"),
-        _row("fsync_interval_ms", _COUNT, "fsync period for fsync=interval"),
+        _row(
+            "fsync",
+            Choice(FSYNC_POLICIES),
+            "when an accepted record is acknowledged: interval (logger events once written, ingest and "
+            "feedback once fdatasync'ed), always (every one once fdatasync'ed) or never (once written)",
+        ),
+        _row("fsync_interval_ms", _COUNT, "fsync=interval: most ms a written record waits for fdatasync"),
         _row(
             "compact_bytes",
             _COUNT,

@@ -146,10 +146,13 @@ class Service:
         if len(self.state.window.rows) >= self.settings.window_size:
             self._close()
 
-    def _commit(self) -> asyncio.Future:
-        """Commit what was appended; compaction is checked on every commit, not only on window closes."""
+    def _commit(self, durable: bool = False) -> asyncio.Future:
+        """Commit what was appended; compaction is checked on every commit, not only on window closes.
+        durable: acknowledged after an fdatasync under the default policy too. For API callers, which
+        retry a call that failed; KServe's agent never resends an event, so its events are acknowledged
+        once written (see wal.py and the README's durability section)."""
         self._maybe_compact()
-        return self.wal.commit()
+        return self.wal.commit(durable)
 
     # --- storage failures -------------------------------------------------------------------------
     def storage_problem(self) -> str | None:
@@ -351,7 +354,7 @@ class Service:
             chunk_ids = ids[start:end] if has_ids else None
             self._log(["i", rows[start:end], chunk_preds, chunk_ids, now])
             start = end
-        await self._commit()
+        await self._commit(durable=True)
         self.metrics.quality(dq)
         self.metrics.event("ingest", "accepted")
         return {"accepted": len(rows)}
@@ -386,7 +389,7 @@ class Service:
             matched.append([rid, label])
         if matched:
             self._log(["f", matched])
-            await self._commit()
+            await self._commit(durable=True)
             self.checker.refresh_performance(list(self.state.labelled))
         self.metrics.event("feedback", "matched", len(matched))
         self.metrics.event("feedback", "unknown_id", unknown)

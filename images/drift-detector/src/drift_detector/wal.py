@@ -1,9 +1,15 @@
 """Write-ahead log with group commit.
 
 Records are appended on the event loop; once per loop iteration everything appended is written with
-one os.write (page cache: survives a killed process). Under the default policy (`always`) the waiters
-are acknowledged only after an fdatasync, which runs in a helper thread: while one fsync is in flight
-the next records are written and queue up, and one fsync then covers all of them (group commit).
+one os.write (page cache: survives a killed process). When a commit is acknowledged depends on the
+policy and on who waits:
+- `interval` (default): after the write; an fdatasync follows within `fsync_interval` of it (a timer,
+  so a write that no traffic follows is synced too). A durable commit (a caller that retries: ingest,
+  feedback, import) is acknowledged after an fdatasync that covers it, as under `always`.
+- `always`: every commit after an fdatasync that covers it.
+- `never`: after the write; the kernel writes back in its own time.
+fdatasync runs in a helper thread: while one is in flight the next records are written and queue up,
+and one fdatasync then covers all of them (group commit).
 
 Layout: <dir>/wal-<n>.log segments, zero-filled ahead of the writes (CHUNK at a time, by the helper
 thread) so that an fdatasync flushes data only, never the file size: about half the latency of an
@@ -52,16 +58,19 @@ class NoRoom(OSError):
 
 
 class WriteAheadLog:
-    def __init__(self, directory: Path, fsync: str = "always", fsync_interval_ms: int = 50):
+    def __init__(self, directory: Path, fsync: str = "interval", fsync_interval_ms: int = 50):
         self.dir = directory
         self.fsync_policy = fsync
         self.fsync_interval = fsync_interval_ms / 1000
         self.dir.mkdir(parents=True, exist_ok=True)
         self._buf: list[bytes] = []  # encoded records not yet written
         self._waiters: list[asyncio.Future] = []  # commits waiting for the next write
+        self._durable_waiters: list[asyncio.Future] = []  # ... then for an fdatasync (policy interval)
         self._sync_waiters: list[asyncio.Future] = []  # written, waiting for the next fsync
         self._flush_scheduled = False
         self._syncing = False
+        self._unsynced = False  # bytes written since the last fdatasync began
+        self._sync_timer: asyncio.TimerHandle | None = None  # policy interval: the next fdatasync
         self._rotation: bytes | None = None  # snapshot frame of a rotation waiting for an fsync
         self._before_rotation: list[bytes] = []  # records that precede that snapshot
         self._fd = -1
@@ -128,13 +137,14 @@ class WriteAheadLog:
     def has_unwritten(self) -> bool:
         return bool(self._buf or self._before_rotation)
 
-    def commit(self) -> asyncio.Future:
-        """A future resolved when everything appended so far is durable (per the fsync policy)."""
+    def commit(self, durable: bool = False) -> asyncio.Future:
+        """A future resolved when everything appended so far is acknowledged by the fsync policy;
+        durable: under `interval`, only once an fdatasync covers it (for callers that retry)."""
         fut = self._loop.create_future()
         if self.error is not None:
             fut.set_exception(OSError(f"write-ahead log failed: {self.error}"))
             return fut
-        self._waiters.append(fut)
+        (self._durable_waiters if durable else self._waiters).append(fut)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -165,6 +175,9 @@ class WriteAheadLog:
         """Write and sync whatever is left (clean shutdown)."""
         if self._fd < 0:
             return
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None  # no zero-fill from here on
@@ -178,7 +191,7 @@ class WriteAheadLog:
         finally:
             os.close(self._fd)
             self._fd = -1
-        _resolve(self._waiters + self._sync_waiters, self.error)
+        _resolve(self._waiters + self._durable_waiters + self._sync_waiters, self.error)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -191,30 +204,51 @@ class WriteAheadLog:
         if self._extending and self._offset + len(data) > self._allocated:
             return  # would race the zeroing: written when it is done
         waiters, self._waiters = self._waiters, []
+        durable, self._durable_waiters = self._durable_waiters, []
         try:
             if data:
                 if self.no_room and self._offset + len(data) > self._allocated:
                     raise NoRoom(f"refused a write that would grow the log: {self.no_room}")
                 self._write(data)
+                self._unsynced = True
                 self._buf = []
                 self._maybe_extend()
         except OSError as exc:  # disk full, I/O error: fail the waiters, never acknowledge
             self._waiters = waiters + self._waiters
+            self._durable_waiters = durable + self._durable_waiters
             self._fail(exc, "write")
             return
         if self.fsync_policy == "always":
-            self._sync_waiters.extend(waiters)
+            durable, waiters = waiters + durable, []
+        elif self.fsync_policy == "never":
+            durable, waiters = [], waiters + durable
+        _resolve(waiters, None)
+        if durable:
+            self._sync_waiters.extend(durable)
             if not self._syncing:
                 self._start_sync()
+        elif self.fsync_policy == "interval":
+            self._sync_later()
+
+    def _sync_later(self) -> None:
+        """Policy interval: an fdatasync within fsync_interval of the last one, for what is written."""
+        if self._syncing or self._sync_timer is not None or not self._unsynced:
             return
-        _resolve(waiters, None)
-        due = time.monotonic() - self._last_fsync >= self.fsync_interval
-        if self.fsync_policy == "interval" and due and not self._syncing:
+        delay = self._last_fsync + self.fsync_interval - time.monotonic()
+        if delay <= 0:
+            self._start_sync()
+        else:
+            self._sync_timer = self._loop.call_later(delay, self._timed_sync)
+
+    def _timed_sync(self) -> None:
+        self._sync_timer = None
+        if self.error is None and not self._syncing:
             self._start_sync()
 
     def _start_sync(self) -> None:
         waiters, self._sync_waiters = self._sync_waiters, []
         self._syncing = True
+        self._unsynced = False  # this fdatasync covers everything written so far
         self._last_fsync = time.monotonic()
         future = self._loop.run_in_executor(self._executor, os.fdatasync, self._fd)
         future.add_done_callback(lambda f: self._synced(f, waiters))
@@ -230,6 +264,8 @@ class WriteAheadLog:
             self._flush()
         elif self._sync_waiters:
             self._start_sync()
+        elif self.fsync_policy == "interval" and self.error is None:
+            self._sync_later()
 
     def _write(self, data: bytes) -> None:
         """All of data at the write offset, or nothing: a failed write is zeroed again and the offset
@@ -258,7 +294,7 @@ class WriteAheadLog:
         self._seq -= len(self._buf) + len(self._before_rotation)
         self._buf, self._before_rotation, self._rotation = [], [], None
         self.bytes_in_segment = self._offset
-        waiters, self._waiters = self._waiters, []
+        waiters, self._waiters, self._durable_waiters = self._waiters + self._durable_waiters, [], []
         _resolve(waiters, exc)
         if kind == "fsync":  # written after the failed fsync began: nothing says they are on the disk
             waiters, self._sync_waiters = self._sync_waiters, []
@@ -321,7 +357,7 @@ class WriteAheadLog:
             return
         if self._rotation is not None and not self._syncing:
             self._rotate()
-        if self._buf or self._waiters:
+        if self._buf or self._waiters or self._durable_waiters:
             self._flush()
         elif error is None:
             self._maybe_extend()
@@ -359,6 +395,7 @@ class WriteAheadLog:
             return
         _resolve(self._sync_waiters, None)  # their records are in the old segment, now synced
         self._sync_waiters = []
+        self._unsynced = False
         try:
             fd = self._new_segment(self._segment + 1, frame)
         except OSError as exc:  # the old segment stays complete and keeps taking records
