@@ -41,6 +41,13 @@ DETECTOR_CONFIG = {
     "history_size": 1000,
     "reports_enabled": False,
 }
+# The service's bounds crossed (Service._within_bounds, _pending_full): a pending table of 2,000 bytes holds
+# about two bodies of four rows (1-1.4 kB), so with four calls in flight the oldest pending joins are
+# evicted by bytes (pending_max_entries, 10,000, is never reached), and the traffic's heavy call of
+# HEAVY_ROWS rows (about 10 kB) is refused 413 pending_too_large.
+BOUNDS_CONFIG = {**DETECTOR_CONFIG, "pending_max_bytes": 2000}
+TOO_MANY_ROWS = WINDOW_SIZE + 10  # more rows than a window holds: 413 too_many_rows under any config
+HEAVY_ROWS = 40  # within a window, over BOUNDS_CONFIG's pending_max_bytes
 
 
 @dataclass
@@ -137,8 +144,9 @@ def blob_agent(run_dir: Path, predictor_port: int, fmt: str, env: dict) -> KServ
 
 def send_traffic(agent_url: str, seed: int) -> Traffic:
     """Clean traffic, then drifted: v1 single and multi-instance calls, v2 tensors, metadata GETs
-    (logged, no inference) and calls the predictor refuses (logged request, no response), four at once
-    so the agent's batches interleave requests and responses."""
+    (logged, no inference), calls the predictor refuses (logged request, no response), a call with more
+    rows than a window holds and a heavy one, four at once so the agent's batches interleave requests and
+    responses."""
     data = DemoData.load(BUILD)
     rng = np.random.default_rng(seed)
     clean = data.clean(260, rng)[data.features].to_numpy().tolist()
@@ -159,6 +167,9 @@ def send_traffic(agent_url: str, seed: int) -> Traffic:
                 calls.append(("GET", f"/v1/models/{MODEL}", None, {}))
             if len(calls) % 53 == 0:
                 calls.append(("POST", v1, v1_body([row[:-2] for row in chunk]), {}))  # wrong feature count
+    big = data.clean(TOO_MANY_ROWS + HEAVY_ROWS, rng)[data.features].to_numpy().tolist()
+    for at, rows in ((len(calls) // 3, big[:TOO_MANY_ROWS]), (2 * len(calls) // 3, big[TOO_MANY_ROWS:])):
+        calls.insert(at, ("POST", v1, v1_body(rows), {"X-Request-Id": f"call-{len(rows)}-rows"}))
     client = Client()
     traffic = Traffic(bodies=[c[2] for c in calls if c[2] is not None])
 
@@ -215,7 +226,7 @@ def blob_logs(run_dir, s3, predictor) -> dict[str, Traffic]:
     return written
 
 
-def detector_config(run_dir: Path) -> Path:
-    path = run_dir / "drift-detector.yaml"
-    path.write_text(json.dumps(DETECTOR_CONFIG))  # JSON is YAML
+def detector_config(run_dir: Path, config: dict = DETECTOR_CONFIG, name: str = "drift-detector") -> Path:
+    path = run_dir / f"{name}.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
     return path

@@ -3,7 +3,10 @@
 The agent (blob mode) logged real traffic to S3; the batch job reads those objects with the local and
 the Spark engine. The online detector gets the same records, in the batch job's order, as the binary
 CloudEvents the agent would have sent it in HTTP mode. Every result must match: rows, predictions,
-verdicts and scores (float tolerance 1e-9), and the events each side accepted, ignored and refused.
+verdicts and scores (float tolerance 1e-9), the events each side accepted, ignored and refused, and the
+joins each side matched and evicted. Twice: with the bounds far away but for one call with more rows than a
+window holds, and with a pending table small enough that joins are evicted by bytes and a heavy call is
+refused (conftest.BOUNDS_CONFIG).
 """
 
 from __future__ import annotations
@@ -20,9 +23,20 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import BUCKET, BUILD, MIN_SAMPLES, MODEL, PYTHON, WINDOW_SIZE, detector_config
+from conftest import (
+    BOUNDS_CONFIG,
+    BUCKET,
+    BUILD,
+    DETECTOR_CONFIG,
+    MIN_SAMPLES,
+    MODEL,
+    PYTHON,
+    WINDOW_SIZE,
+    detector_config,
+)
 from drift_detector.batch import cli, logs
 from drift_detector.batch.results import RESULTS_JSONL, RESULTS_PARQUET, SUMMARY, read_jsonl
+from drift_detector.config import Settings
 from drift_detector.decode import REQUEST_TYPE, RESPONSE_TYPE
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -47,11 +61,11 @@ def records(fmt: str) -> list[logs.LogRecord]:
     return [rec for obj in logs.list_objects(filesystem, base) for rec in logs.read_records(filesystem, obj)]
 
 
-def detector(run_dir: Path, name: str) -> tuple[ManagedProcess, str]:
+def detector(run_dir: Path, name: str, config: dict) -> tuple[ManagedProcess, str]:
     port = free_port()
     cmd = [PYTHON, "-m", "drift_detector", "--reference", str(BUILD / "reference.parquet")]
     cmd += ["--model-name", MODEL, "--http-port", str(port), "--window-size", str(WINDOW_SIZE)]
-    cmd += ["--min-samples", str(MIN_SAMPLES), "--config", str(detector_config(run_dir))]
+    cmd += ["--min-samples", str(MIN_SAMPLES), "--config", str(detector_config(run_dir, config, name))]
     cmd += ["--data-dir", str(run_dir / name / "data"), "--reports-dir", str(run_dir / name / "reports")]
     env = {**os.environ, "DRIFT_DETECTOR_HTTP_HOST": "127.0.0.1"}
     proc = ManagedProcess(name, cmd, run_dir / f"{name}.log", env=env).start()
@@ -114,11 +128,11 @@ def detector_counts(url: str) -> tuple[Counter, Counter]:
     return events, quality
 
 
-@pytest.fixture(scope="session")
-def online(run_dir, blob_logs) -> dict[str, Online]:
+def run_online(run_dir: Path, name: str, config: dict) -> dict[str, Online]:
+    """The online detector's results for each format's records, one detector per format."""
     out = {}
     for fmt in FORMATS:
-        proc, url = detector(run_dir, f"detector-{fmt}")
+        proc, url = detector(run_dir, f"{name}-{fmt}", config)
         try:
             replay(url, records(fmt))
             window = wait_checked(url)
@@ -129,11 +143,23 @@ def online(run_dir, blob_logs) -> dict[str, Online]:
     return out
 
 
-def run_batch(run_dir: Path, fmt: str, engine: str) -> Path:
-    out = run_dir / f"batch-{fmt}-{engine}"
+@pytest.fixture(scope="session")
+def online(run_dir, blob_logs) -> dict[str, Online]:
+    return run_online(run_dir, "detector", DETECTOR_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def online_bounds(run_dir, blob_logs) -> dict[str, Online]:
+    return run_online(run_dir, "detector-bounds", BOUNDS_CONFIG)
+
+
+def run_batch(
+    run_dir: Path, fmt: str, engine: str, config: dict = DETECTOR_CONFIG, name: str = "batch"
+) -> Path:
+    out = run_dir / f"{name}-{fmt}-{engine}"
     argv = ["--logs", f"s3://{BUCKET}/{fmt}", "--reference", str(BUILD / "reference.parquet")]
     argv += ["--model-name", MODEL, "--window-size", str(WINDOW_SIZE), "--min-samples", str(MIN_SAMPLES)]
-    argv += ["--engine", engine, "--out", str(out), "--config", str(detector_config(run_dir))]
+    argv += ["--engine", engine, "--out", str(out), "--config", str(detector_config(run_dir, config, name))]
     assert cli.main(argv) == 0
     return out
 
@@ -170,14 +196,10 @@ def test_logs_hold_what_was_sent(blob_logs, fmt):
     assert {r.id for r in responses} <= {r.id for r in requests}
 
 
-@pytest.mark.parametrize("engine", ["local", "spark"])
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_batch_equals_online(run_dir, online, fmt, engine, request):
-    if engine == "spark":
-        request.getfixturevalue("spark")
-    out = run_batch(run_dir, fmt, engine)
+def assert_parity(out: Path, expected: Online) -> tuple[Counter, dict]:
+    """The batch run's windows, events, data quality and open window equal the online detector's;
+    returns the events and the open window, for the caller's checks of what the traffic crossed."""
     batch = read_jsonl(out / RESULTS_JSONL)
-    expected = online[fmt]
     assert len(batch) >= 6, f"only {len(batch)} windows: the traffic should close at least six"
     verdicts = [r["dataset_drift"] for r in batch]
     assert True in verdicts and False in verdicts, f"verdicts {verdicts}: want clean and drifted windows"
@@ -190,8 +212,42 @@ def test_batch_equals_online(run_dir, online, fmt, engine, request):
     assert events[("request", "ignored")] > 0 and events[("request", "wrong_feature_count")] > 0
     quality = Counter({(q["feature_name"], q["kind"]): q["count"] for q in summary["data_quality"]})
     assert quality == expected.quality and sum(quality.values()) > 0
-    assert summary["open_window"]["rows"] == expected.open_window["rows"]
-    assert summary["open_window"]["pending_joins"] == expected.open_window["pending_joins"]
+    opened = summary["open_window"]
+    for key in ("rows", "pending_joins", "pending_bytes"):
+        assert opened[key] == expected.open_window[key], f"open window {key}"
+    return events, opened
+
+
+def too_many_rows(events: Counter) -> None:
+    """The call with more rows than a window holds: refused both ways, 413 too_many_rows."""
+    assert events[("request", "too_many_rows")] == 1 and events[("response", "too_many_rows")] == 1
+
+
+@pytest.mark.parametrize("engine", ["local", "spark"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_batch_equals_online(run_dir, online, fmt, engine, request):
+    if engine == "spark":
+        request.getfixturevalue("spark")
+    events, _ = assert_parity(run_batch(run_dir, fmt, engine), online[fmt])
+    too_many_rows(events)
+    assert not any(outcome.startswith("evicted") for _, outcome in events)
+
+
+@pytest.mark.parametrize("engine", ["local", "spark"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_batch_equals_online_across_bounds(run_dir, online_bounds, fmt, engine, request):
+    """A pending table of BOUNDS_CONFIG's bytes: joins evicted by bytes (requests, and responses whose
+    request went first), the heavy call refused 413 pending_too_large, its response pending alone."""
+    if engine == "spark":
+        request.getfixturevalue("spark")
+    out = run_batch(run_dir, fmt, engine, BOUNDS_CONFIG, "batch-bounds")
+    events, opened = assert_parity(out, online_bounds[fmt])
+    too_many_rows(events)
+    assert events[("request", "pending_too_large")] == 1
+    assert events[("join", "evicted_request")] > 0 and events[("join", "evicted_response")] > 0
+    assert events[("join", "matched")] > 0, "the bound should evict some joins, not all"
+    assert len(records(fmt)) < Settings().pending_max_entries, "the table never fills by count: by bytes"
+    assert 0 < opened["pending_bytes"] <= BOUNDS_CONFIG["pending_max_bytes"]
 
 
 def test_parquet_results_are_the_jsonl_results(run_dir, online):

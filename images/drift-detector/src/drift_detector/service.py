@@ -279,23 +279,9 @@ class Service:
         return value
 
     def _within_bounds(self, ev: Event, payload: list) -> int:
-        """The payload's size as received (the body; as JSON in structured mode); refuses what no window
-        or pending table should hold."""
-        s = self.settings
-        what = "request rows" if ev.type == REQUEST_TYPE else "response predictions"
-        if len(payload) > s.window_size:
-            raise BadInput(
-                "too_many_rows",
-                f"{len(payload)} {what} exceed window_size {s.window_size}: one window could not hold them",
-                413,
-            )
-        size = len(ev.body) if isinstance(ev.body, bytes) else payload_bytes(payload)
-        if size > s.pending_max_bytes:
-            raise BadInput(
-                "pending_too_large",
-                f"{what} of {size} bytes exceed pending_max_bytes {s.pending_max_bytes}",
-                413,
-            )
+        """The payload's size as received; refuses what no window or pending table should hold."""
+        size = received_size(ev, payload)
+        check_bounds(self.settings, ev.type == REQUEST_TYPE, len(payload), size)
         return size
 
     def _apply_event(self, ev: Event, payload: list, size: int, now: float) -> None:
@@ -314,10 +300,8 @@ class Service:
 
     def _pending_full(self, size: int) -> bool:
         """Whether a new pending entry of this size needs room (by count or by bytes)."""
-        state, s = self.state, self.settings
-        if not state.pending:
-            return False
-        return len(state.pending) >= s.pending_max_entries or state.pending_bytes + size > s.pending_max_bytes
+        s = self.settings
+        return self.state.pending_full(size, s.pending_max_entries, s.pending_max_bytes)
 
     def _expire(self, key: str, outcome: str) -> None:
         entry = self.state.pending[key]
@@ -466,6 +450,30 @@ class Service:
             "closed_unchecked": len(st.closed),
             "rows_total": st.rows_total,
         }
+
+
+def received_size(ev: Event, payload: list) -> int:
+    """What an event's payload weighs for the pending table: its body as received, or the decoded
+    payload as JSON when the body came inline as JSON (structured mode)."""
+    return len(ev.body) if isinstance(ev.body, bytes) else payload_bytes(payload)
+
+
+def check_bounds(settings, request: bool, count: int, size: int) -> None:
+    """Refuses (413) an event that no window or pending table should hold: more rows or predictions
+    than window_size, or heavier than pending_max_bytes. Shared with the batch job's sequencer."""
+    what = "request rows" if request else "response predictions"
+    if count > settings.window_size:
+        raise BadInput(
+            "too_many_rows",
+            f"{count} {what} exceed window_size {settings.window_size}: one window could not hold them",
+            413,
+        )
+    if size > settings.pending_max_bytes:
+        raise BadInput(
+            "pending_too_large",
+            f"{what} of {size} bytes exceed pending_max_bytes {settings.pending_max_bytes}",
+            413,
+        )
 
 
 def _kind(ev: Event) -> str:

@@ -221,6 +221,12 @@ class State:
             out.append(key)
         return out
 
+    def pending_full(self, size: int, max_entries: int, max_bytes: int) -> bool:
+        """Whether a new pending entry of this size needs room: the table is full by count or by bytes."""
+        if not self.pending:
+            return False
+        return len(self.pending) >= max_entries or self.pending_bytes + size > max_bytes
+
     def window_aged(self, now: float, max_age: float, min_samples: int) -> bool:
         """The open window is due to close by age: max_age old with min_samples rows (max_age 0: never)."""
         w = self.window

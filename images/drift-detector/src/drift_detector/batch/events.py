@@ -4,7 +4,8 @@ The agent in HTTP mode sends each record as a binary-mode CloudEvent; the servic
 Service._decode_event) refuses or ignores it, or decodes its rows or predictions. Here each record is
 decoded on its own (executors do this in parallel); what depends on the join state (a response to an
 ignored request, a metadata answer to a request awaiting predictions, a prediction count mismatch) is
-decided later, in order, by the sequencer.
+decided later, in order, by the sequencer, and so are the service's bounds (Service._within_bounds
+checks them after those decisions): each record carries what they need, its row count and its size.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from drift_detector import decode
 from drift_detector.batch.logs import LogRecord
 from drift_detector.decode import REQUEST_TYPE, BadInput
+from drift_detector.service import received_size
 
 OK = "ok"
 IGNORED = "ignored"  # a logged call that is no inference (empty body)
@@ -31,7 +33,8 @@ class Decoded:
     outcome: str  # OK, IGNORED or the BadInput reason the service would answer with
     payload: list[Any] | None  # feature rows (request) or predictions (response)
     inference: bool = True  # response only: shaped like predictions (not a metadata answer)
-    size: int = 0  # rows or predictions in payload
+    count: int = 0  # rows or predictions in payload
+    size: int = 0  # bytes the service would size payload by (the received body): its pending table's unit
     quality: dict | None = None  # data-quality counts by (feature, kind), as the service counts them
 
     def meta(self) -> Decoded:
@@ -45,6 +48,7 @@ class Decoded:
             self.outcome,
             None,
             self.inference,
+            self.count,
             self.size,
             self.quality or None,
         )
@@ -75,11 +79,11 @@ def decode_record(record: LogRecord, pos: int, engine, settings) -> Decoded:
         else:
             out.inference = decode.is_inference_response(doc)
             out.payload = _predictions(doc, engine, settings)
-        out.size = len(out.payload)
+        out.count, out.size = len(out.payload), received_size(event, out.payload)
         out.quality = dict(dq)
     except BadInput as exc:
         out.outcome = exc.outcome
-        out.payload, out.size = None, 0
+        out.payload, out.count, out.size = None, 0, 0
     return out
 
 

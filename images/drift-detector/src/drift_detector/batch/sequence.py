@@ -2,10 +2,14 @@
 
 This mirrors what Service.accept_events and Service._tick do per event: the same duplicate, eviction
 and expiry rules, the same write-ahead-log records applied to the same State, a window closing once it
-holds window_size rows. Time is the records' time (the agent's occurrence time, or the object's): a
-pending entry expires once a later record is pending_ttl_seconds newer, as the service's one-second
-timer would have expired it, and a window closes by age the same way.
-Not mirrored yet: the service's byte bounds (413 too_many_rows / pending_too_large, eviction by bytes).
+holds window_size rows. The service's bounds too, with its own rule functions: an event with more rows
+or predictions than window_size, or a body over pending_max_bytes, is refused (413 too_many_rows,
+pending_too_large) after the checks that depend on the join state, as the service checks it; and each
+pending entry enters the State with the size of its body as received, so the pending table evicts by
+bytes (pending_max_bytes) as well as by count exactly when the service's does. Time is the records'
+time (the agent's occurrence time, or the object's): a pending entry expires once a later record is
+pending_ttl_seconds newer, as the service's one-second timer would have expired it, and a window
+closes by age the same way.
 
 Rows and predictions enter the State as references (pos, index) into the decoded payloads, so the
 sequencer runs on the driver over small metadata while the payloads stay where they were decoded.
@@ -17,6 +21,8 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 
 from drift_detector.batch.events import IGNORED, OK, Decoded
+from drift_detector.decode import BadInput
+from drift_detector.service import check_bounds
 from drift_detector.state import State, Window
 
 # Refused by the HTTP handler before the service looks at the body or the join state.
@@ -64,8 +70,12 @@ class Sequencer:
         if ev.outcome != OK:
             return ev.outcome
         entry = self.state.pending.get(ev.id)
-        if not ev.request and entry is not None and entry[2] is not None and len(entry[2]) != ev.size:
+        if not ev.request and entry is not None and entry[2] is not None and len(entry[2]) != ev.count:
             return "prediction_count_mismatch"
+        try:
+            check_bounds(self.settings, ev.request, ev.count, ev.size)
+        except BadInput as exc:  # refused: neither applied nor remembered as ignored
+            return exc.outcome
         return "accepted"
 
     def _awaits_predictions(self, event_id: str) -> bool:
@@ -73,16 +83,17 @@ class Sequencer:
         return entry is not None and entry[2] is not None
 
     def _apply(self, ev: Decoded) -> None:
-        pending = self.state.pending
+        state, s = self.state, self.settings
         side = 2 if ev.request else 3
-        entry = pending.get(ev.id)
+        entry = state.pending.get(ev.id)
         if entry is not None and entry[side] is not None:  # the same Ce-Id twice: settle the first one
             self._expire(ev.id, "duplicate")
             entry = None
-        if entry is None and len(pending) >= self.settings.pending_max_entries:
-            self._expire(next(iter(pending)), "evicted")
-        refs = [(ev.pos, i) for i in range(ev.size)]  # rows (or predictions) by reference
-        self.state.apply(["q" if ev.request else "p", ev.id, ev.request_id, ev.ts, refs])
+        while entry is None and state.pending_full(ev.size, s.pending_max_entries, s.pending_max_bytes):
+            self._expire(next(iter(state.pending)), "evicted")  # the oldest go, by count or by bytes
+        refs = [(ev.pos, i) for i in range(ev.count)]  # rows (or predictions) by reference
+        # The body's size, not the references': pending_bytes sums what the service's would.
+        state.apply(["q" if ev.request else "p", ev.id, ev.request_id, ev.ts, refs], ev.size)
         if entry is not None:
             self.outcomes[("join", "matched")] += 1
 
@@ -112,4 +123,10 @@ class Sequencer:
 
     def open_window(self) -> dict:
         st, w = self.state, self.state.window
-        return {"seq": w.seq, "rows": len(w.rows), "opened_at": w.opened_at, "pending_joins": len(st.pending)}
+        return {
+            "seq": w.seq,
+            "rows": len(w.rows),
+            "opened_at": w.opened_at,
+            "pending_joins": len(st.pending),
+            "pending_bytes": st.pending_bytes,
+        }
