@@ -9,7 +9,7 @@ built from github.com/kserve/kserve v0.20.0) in four configurations:
             detector's own server stack (uvicorn, uvloop, httptools) that counts and answers 200 with
             no body. What the agent's logging costs by itself, and the floor for the sink's CPU.
   detector  the agent logs to the drift detector with its defaults (fsync `interval`: an event is
-            acknowledged once written, fdatasync'ed within 50 ms; reports off, as Evidently runs in its
+            acknowledged once written, fdatasync'ed within 200 ms; reports off, as Evidently runs in its
             own process off the request path)
   always    the same with fsync `always`: every event acknowledged after an fdatasync (the cost of that
             durability, shown beside the default's)
@@ -264,7 +264,8 @@ class Sinks:
     """The predictor, the null sink and the two drift detectors: started once, shared by every round."""
 
     def __init__(self, args: argparse.Namespace, out: Path):
-        self.ports = {name: free_port() for name in ("predictor", "null", *DETECTORS)}
+        detectors = [name for name in DETECTORS if name in args.configs]
+        self.ports = {name: free_port() for name in ("predictor", "null", *detectors)}
         p = self.ports
         predictor = [
             sys.executable, "-m", "monitored_predictor", "--model_name", MODEL, "--model_dir", args.model_dir,
@@ -276,12 +277,13 @@ class Sinks:
             "predictor": Process("predictor", predictor, out),
             "null": Process("null-sink", [sys.executable, __file__, "--null-sink", str(p["null"])], out),
         }
-        for name, flags in DETECTORS.items():
+        for name in detectors:
             shutil.rmtree(out / f"{name}-data", ignore_errors=True)
             detector = [
                 sys.executable, "-m", "drift_detector", "--reference", args.reference, "--model-name", MODEL,
                 "--http-port", str(p[name]), "--data-dir", str(out / f"{name}-data"),
-                "--reports-dir", str(out / f"{name}-reports"), "--config", str(out / "detector.yaml"), *flags,
+                "--reports-dir", str(out / f"{name}-reports"), "--config", str(out / "detector.yaml"),
+                *DETECTORS[name],
             ]  # fmt: skip
             self.procs[name] = Process(f"drift-{name}", detector, out)
         ready = {"predictor": f"/v2/models/{MODEL}/ready", "null": "/count"}
@@ -369,8 +371,9 @@ def run_rounds(args: argparse.Namespace, out: Path, bodies: Path) -> dict:
     client = LoadClient()
     try:
         for rnd in range(args.rounds):
-            shift = rnd % len(CONFIGS)
-            for config in CONFIGS[shift:] + CONFIGS[:shift]:
+            configs = args.configs
+            shift = rnd % len(configs)
+            for config in configs[shift:] + configs[:shift]:
                 print(f"bench: round {rnd + 1}/{args.rounds}: {config}", file=sys.stderr, flush=True)
                 sink_port = None if config == "off" else sinks.ports[config]
                 agent = Agent(sinks.ports["predictor"], sink_port, out, config)
@@ -451,9 +454,9 @@ def print_table(cells: dict, args: argparse.Namespace) -> None:
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for load in loads_of(args):
-        summary = {config: summarize(cells[(load, config)]) for config in CONFIGS}
+        summary = {config: summarize(cells[(load, config)]) for config in args.configs}
         null = summary["null"]
-        for config in CONFIGS:
+        for config in args.configs:
             s = summary[config]
             lo, hi = s["rps_range"]
             logging = config != "off"
@@ -513,9 +516,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one measurement")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every configuration once")
     parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        type=lambda text: tuple(text.split(",")),
+        help=f"configurations, comma-separated, null among them (the baseline): {', '.join(CONFIGS)}",
+    )
+    parser.add_argument(
         "--drain-timeout", type=float, default=60.0, help="longest wait for the agent's queue"
     )
     args = parser.parse_args()
+    if "null" not in args.configs or not set(args.configs) <= set(CONFIGS):
+        parser.error(f"--configs: a comma-separated subset of {', '.join(CONFIGS)} with null among them")
     for path in (AGENT, Path(args.model_dir) / "model.joblib", Path(args.reference), Path(args.holdout)):
         if not path.exists():
             print(f"bench: {path} missing: run `make setup demo-model` first", file=sys.stderr)

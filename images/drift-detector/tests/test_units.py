@@ -115,7 +115,7 @@ def test_group_commit_acknowledges_everything_in_order(tmp_path, policy):
 
 
 def test_always_acknowledges_only_after_an_fdatasync_that_covers_the_record(tmp_path, monkeypatch):
-    """The default policy: every commit resolves after an fdatasync that began once its record was
+    """fsync always: every commit resolves after an fdatasync that began once its record was
     written, and concurrent commits share fsyncs (group commit) instead of one each."""
     wal = WriteAheadLog(tmp_path / "wal", "always")
     synced_up_to = record_fdatasyncs(wal, monkeypatch)

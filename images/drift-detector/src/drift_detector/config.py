@@ -89,7 +89,7 @@ class Settings:
     )
     # Write-ahead log.
     fsync: str = "interval"
-    fsync_interval_ms: int = 50
+    fsync_interval_ms: int = 200
     compact_bytes: int = 32 * 1024 * 1024  # log bytes since the last snapshot that start a new segment
     # Ground truth.
     task: str = "auto"  # classification | regression | auto (from the target column)
