@@ -38,12 +38,14 @@ class Sequencer:
         self.quality: Counter = Counter()
         self._ignored_ids: OrderedDict[str, None] = OrderedDict()
         self.accepted = False  # whether the last event entered the state
+        self._closed: list[Window] = []  # closed by the current event, in order
 
     def run(self, events: Iterable[Decoded]) -> Iterator[Window]:
         for ev in events:
-            yield from self._tick(ev.ts)
-            if self._accept(ev):
-                yield from self._after_rows(ev.ts)
+            self._tick(ev.ts)
+            self._accept(ev)
+            yield from self._closed
+            self._closed.clear()
 
     # --- one event ----------------------------------------------------------------------------
     def _accept(self, ev: Decoded) -> bool:
@@ -87,33 +89,35 @@ class Sequencer:
         side = 2 if ev.request else 3
         entry = state.pending.get(ev.id)
         if entry is not None and entry[side] is not None:  # the same Ce-Id twice: settle the first one
-            self._expire(ev.id, "duplicate")
+            self._expire(ev.id, "duplicate", ev.ts)
             entry = None
         while entry is None and state.pending_full(ev.size, s.pending_max_entries, s.pending_max_bytes):
-            self._expire(next(iter(state.pending)), "evicted")  # the oldest go, by count or by bytes
+            self._expire(next(iter(state.pending)), "evicted", ev.ts)  # the oldest go, by count or bytes
         refs = [(ev.pos, i) for i in range(ev.count)]  # rows (or predictions) by reference
         # The body's size, not the references': pending_bytes sums what the service's would.
-        state.apply(["q" if ev.request else "p", ev.id, ev.request_id, ev.ts, refs], ev.size)
+        self._log(["q" if ev.request else "p", ev.id, ev.request_id, ev.ts, refs], ev.ts, ev.size)
         if entry is not None:
             self.outcomes[("join", "matched")] += 1
 
-    def _expire(self, key: str, outcome: str) -> None:
+    def _expire(self, key: str, outcome: str, now: float) -> None:
         entry = self.state.pending[key]
         self.outcomes[("join", f"{outcome}_{'request' if entry[2] is not None else 'response'}")] += 1
-        self.state.apply(["x", key])
+        self._log(["x", key], now)
 
     # --- windows ------------------------------------------------------------------------------
-    def _tick(self, now: float) -> Iterator[Window]:
+    def _log(self, record: list, now: float, size: int | None = None) -> None:
+        """Apply a record; a window it fills closes at once, as Service._log closes it after every
+        record (one event that evicts several joins can fill a window between two of them)."""
+        self.state.apply(record, size)
+        if len(self.state.window.rows) >= self.settings.window_size:
+            self._closed.append(self._close(now))
+
+    def _tick(self, now: float) -> None:
         s = self.settings
         for key in self.state.expired(now, s.pending_ttl_seconds):
-            self._expire(key, "expired")
-        yield from self._after_rows(now)
+            self._expire(key, "expired", now)
         if self.state.window_aged(now, s.window_max_age_seconds, s.min_samples):
-            yield self._close(now)
-
-    def _after_rows(self, now: float) -> Iterator[Window]:
-        if len(self.state.window.rows) >= self.settings.window_size:
-            yield self._close(now)
+            self._closed.append(self._close(now))
 
     def _close(self, now: float) -> Window:
         window = self.state.window
@@ -122,11 +126,4 @@ class Sequencer:
         return window
 
     def open_window(self) -> dict:
-        st, w = self.state, self.state.window
-        return {
-            "seq": w.seq,
-            "rows": len(w.rows),
-            "opened_at": w.opened_at,
-            "pending_joins": len(st.pending),
-            "pending_bytes": st.pending_bytes,
-        }
+        return self.state.open_window()
