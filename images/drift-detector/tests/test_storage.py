@@ -45,10 +45,17 @@ def free_bytes(path: Path) -> int:
 
 
 def fill(mount_point: Path, leave: int) -> Path:
-    """A filler file that leaves about `leave` bytes free on the tmpfs."""
+    """A filler file that leaves about `leave` bytes free on the tmpfs, once the free space has settled
+    (a detector that just started may still be zero-filling its first log chunk)."""
+    free, deadline = free_bytes(mount_point), time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        free, before = free_bytes(mount_point), free
+        if free == before:
+            break
     filler = mount_point / "filler"
     with open(filler, "wb") as fh:
-        fh.write(bytes(max(0, free_bytes(mount_point) - leave)))
+        fh.write(bytes(max(0, free - leave)))
     return filler
 
 

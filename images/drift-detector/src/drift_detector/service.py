@@ -439,13 +439,9 @@ class Service:
                 LOG.exception("timer failed")
 
     def open_window(self) -> dict:
-        st, w = self.state, self.state.window
+        st = self.state
         return {
-            "seq": w.seq,
-            "rows": len(w.rows),
-            "opened_at": w.opened_at,
-            "pending_joins": len(st.pending),
-            "pending_bytes": st.pending_bytes,
+            **st.open_window(),
             "pending_rows": sum(len(e[2]) for e in st.pending.values() if e[2] is not None),
             "closed_unchecked": len(st.closed),
             "rows_total": st.rows_total,

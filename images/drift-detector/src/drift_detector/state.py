@@ -227,6 +227,17 @@ class State:
             return False
         return len(self.pending) >= max_entries or self.pending_bytes + size > max_bytes
 
+    def open_window(self) -> dict:
+        """The open window and the pending joins (the service's /readyz, the batch job's summary)."""
+        w = self.window
+        return {
+            "seq": w.seq,
+            "rows": len(w.rows),
+            "opened_at": w.opened_at,
+            "pending_joins": len(self.pending),
+            "pending_bytes": self.pending_bytes,
+        }
+
     def window_aged(self, now: float, max_age: float, min_samples: int) -> bool:
         """The open window is due to close by age: max_age old with min_samples rows (max_age 0: never)."""
         w = self.window
