@@ -263,3 +263,34 @@ def test_bool_and_categorical_int_columns_store_the_reference_values():
     )
     frame = schema.frame(rows)
     assert frame["flag"].value_counts().to_dict() == {True: 2, False: 1}
+
+
+def test_ingest_and_feedback_answer_after_an_fdatasync_under_the_default_policy(
+    tmp_path, reference_path, monkeypatch
+):
+    """Callers of /v1/ingest and /v1/feedback retry a failed call, so under `interval` too their answer
+    follows an fdatasync that covers their records (Service passes durable commits)."""
+    from conftest import sample_rows
+    from drift_detector.config import load_settings
+    from drift_detector.service import Service
+
+    args = ["--reference", str(reference_path), "--data-dir", str(tmp_path / "data")]
+    args += ["--reports-dir", str(tmp_path / "reports"), "--reports-enabled=false"]
+    service = Service(load_settings(args))
+    assert service.settings.fsync == "interval"
+    synced_up_to = record_fdatasyncs(service.wal, monkeypatch)
+    rows = [{**row, "prediction": 0.5, "id": f"r{i}"} for i, row in enumerate(sample_rows(3, seed=1))]
+
+    async def run():
+        await service.start()
+        while not service.ready:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # the first chunk's zero-fill and its fdatasync are done
+        for call, doc in ((service.ingest, {"rows": rows}), (service.feedback, [{"id": "r1", "label": 1}])):
+            end = service.wal.bytes_in_segment
+            await call(doc)
+            assert service.wal.bytes_in_segment > end  # it logged records
+            assert max(synced_up_to) >= service.wal.bytes_in_segment, call.__name__
+        await service.stop()
+
+    asyncio.run(run())
