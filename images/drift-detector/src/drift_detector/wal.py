@@ -1,11 +1,11 @@
 """Write-ahead log with group commit.
 
-Records are appended on the event loop; once per loop iteration everything appended is written with
-one os.write (page cache: survives a killed process). When a commit is acknowledged depends on the
-policy and on who waits:
+Records are appended on the event loop and written with one pwrite per commit (page cache: survives a
+killed process): at once when the commit waits for no fdatasync, else once per loop iteration for all
+the commits of that iteration. When a commit is acknowledged depends on the policy and on who waits:
 - `interval` (default): after the write; an fdatasync follows within `fsync_interval` of it (a timer,
   so a write that no traffic follows is synced too). A durable commit (a caller that retries: ingest,
-  feedback, import) is acknowledged after an fdatasync that covers it, as under `always`.
+  feedback) is acknowledged after an fdatasync that covers it, as under `always`.
 - `always`: every commit after an fdatasync that covers it.
 - `never`: after the write; the kernel writes back in its own time.
 fdatasync runs in a helper thread: while one is in flight the next records are written and queue up,
