@@ -48,7 +48,7 @@ class Sequencer:
             self._closed.clear()
 
     # --- one event ----------------------------------------------------------------------------
-    def _accept(self, ev: Decoded) -> bool:
+    def _accept(self, ev: Decoded) -> None:
         kind = "request" if ev.request else "response"
         outcome = self._outcome(ev)
         self.outcomes[(kind, outcome)] += 1
@@ -60,7 +60,6 @@ class Sequencer:
         if self.accepted:
             self._apply(ev)
             self.quality.update(ev.quality or {})
-        return self.accepted
 
     def _outcome(self, ev: Decoded) -> str:
         if ev.outcome in ENVELOPE:
