@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections import Counter
 
@@ -137,6 +138,81 @@ def test_always_acknowledges_only_after_an_fdatasync_that_covers_the_record(tmp_
     asyncio.run(run())
     assert len(synced_up_to) <= 100  # 8 writers x 50 commits: about one fsync per round, not 400
     assert [r[2] for r in WriteAheadLog(tmp_path / "wal").replay() if r[1] == 0] == list(range(50))
+
+
+def counting_pwrites(monkeypatch) -> list[int]:
+    """The real pwrite, recording the size of each write."""
+    sizes: list[int] = []
+    real_pwrite = wal_module.os.pwrite
+
+    def counting_pwrite(fd, data, offset):
+        sizes.append(len(data))
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(wal_module.os, "pwrite", counting_pwrite)
+    return sizes
+
+
+async def started(wal: WriteAheadLog) -> WriteAheadLog:
+    """A log replayed and started, its first chunk zero-filled (mapped, when it maps)."""
+    list(wal.replay())
+    wal.start(asyncio.get_running_loop())
+    while wal._extending:
+        await asyncio.sleep(0.005)
+    return wal
+
+
+def replayed_copy(directory, tmp_path) -> list[list]:
+    """What a restarted process would read: a copy of the files as they are now (no close, no fsync)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy)
+    return list(WriteAheadLog(copy).replay())
+
+
+@pytest.mark.parametrize("mapped", [True, False])
+def test_records_reach_the_file_at_commit_through_the_map_or_pwrite(tmp_path, monkeypatch, mapped):
+    """wal_write mmap: commits copy records into the map, no system call each; pwrite: one per commit.
+    Either way the file holds every acknowledged record at once (a killed process loses none)."""
+    wal = WriteAheadLog(tmp_path / "wal", "interval", fsync_interval_ms=60_000, mapped=mapped)
+    records = [["i", i, "x" * (i * 37 % 500)] for i in range(200)]
+
+    async def run():
+        await started(wal)
+        pwrites = counting_pwrites(monkeypatch)
+        for record in records:
+            wal.append(record)
+            await wal.commit()
+        assert len(pwrites) == (0 if mapped else len(records))
+        assert replayed_copy(tmp_path / "wal", tmp_path) == records
+        wal.close()
+
+    asyncio.run(run())
+
+
+def test_a_write_past_the_mapped_space_goes_through_pwrite_and_the_map_follows(tmp_path, monkeypatch):
+    """A commit larger than the zeroed room left is written with pwrite (a full disk refuses it there);
+    once the next chunk is zeroed, the map covers it and commits copy into it again."""
+    wal = WriteAheadLog(tmp_path / "wal", "interval", fsync_interval_ms=60_000)
+    big = ["i", "big", "y" * (wal_module.CHUNK + 1000)]
+
+    async def run():
+        await started(wal)
+        pwrites = counting_pwrites(monkeypatch)
+        wal.append(["i", "small", 0])
+        await wal.commit()
+        wal.append(big)
+        await wal.commit()
+        assert len(pwrites) == 1 and pwrites[0] > wal_module.CHUNK  # the big one; then a zero-fill
+        while wal._extending:
+            await asyncio.sleep(0.005)
+        written = len(pwrites)
+        wal.append(["i", "after", 1])
+        await wal.commit()
+        assert len(pwrites) == written  # in the new map
+        assert replayed_copy(tmp_path / "wal", tmp_path) == [["i", "small", 0], big, ["i", "after", 1]]
+        wal.close()
+
+    asyncio.run(run())
 
 
 def record_fdatasyncs(wal: WriteAheadLog, monkeypatch) -> list[int]:

@@ -32,6 +32,7 @@ from kmm_settings import (
 )
 
 FSYNC_POLICIES = ("always", "interval", "never")
+WAL_WRITES = ("mmap", "pwrite")
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Settings:
     # Write-ahead log.
     fsync: str = "interval"
     fsync_interval_ms: int = 200
+    wal_write: str = "mmap"
     compact_bytes: int = 32 * 1024 * 1024  # log bytes since the last snapshot that start a new segment
     # Ground truth.
     task: str = "auto"  # classification | regression | auto (from the target column)
@@ -211,6 +213,13 @@ TABLE = Table(
             "feedback once fdatasync'ed), always (every one once fdatasync'ed) or never (once written)",
         ),
         _row("fsync_interval_ms", _COUNT, "fsync=interval: most ms a written record waits for fdatasync"),
+        _row(
+            "wal_write",
+            Choice(WAL_WRITES),
+            "how records reach the log file: mmap (copied into a shared map of the space zero-filled "
+            "ahead, no system call each) or pwrite (one system call per commit): choose pwrite on "
+            "copy-on-write file systems (btrfs, ZFS), where a full disk stops mmap writes with SIGBUS",
+        ),
         _row(
             "compact_bytes",
             _COUNT,

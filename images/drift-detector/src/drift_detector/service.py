@@ -50,7 +50,12 @@ class Service:
         self.metrics.window_rows.set_function(lambda: len(self.state.window.rows))  # read at scrape time
         self.metrics.pending_bytes.set_function(lambda: self.state.pending_bytes)
         self.metrics.storage_ok.set_function(lambda: 0 if self.storage_problem() else 1)
-        self.wal = WriteAheadLog(settings.data_dir / "wal", settings.fsync, settings.fsync_interval_ms)
+        self.wal = WriteAheadLog(
+            settings.data_dir / "wal",
+            settings.fsync,
+            settings.fsync_interval_ms,
+            mapped=settings.wal_write == "mmap",
+        )
         self.wal.on_failure = self._storage_failed
         self._recovery: asyncio.Task | None = None  # rebuilds the state and probes until storage works
         self._failure: str | None = None  # why the log refuses writes

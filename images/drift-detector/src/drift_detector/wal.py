@@ -1,8 +1,15 @@
 """Write-ahead log with group commit.
 
-Records are appended on the event loop and written with one pwrite per commit (page cache: survives a
+Records are appended on the event loop and written once per commit into the page cache (survives a
 killed process): at once when the commit waits for no fdatasync, else once per loop iteration for all
-the commits of that iteration. When a commit is acknowledged depends on the policy and on who waits:
+the commits of that iteration. `mapped` (the default, setting wal_write: mmap): they are copied into a
+shared memory map of the space zeroed ahead, under 1 us where a pwrite took 10-15 us of CPU in the
+service (it lets go of the GIL, which the other threads then take). A write past the map (no zeroed
+room left) still goes through pwrite, so a full disk is refused the same way. pwrite for every write
+(wal_write: pwrite) is for copy-on-write file systems, where an overwrite needs new blocks and a full
+disk would stop a mapped write with SIGBUS.
+
+When a commit is acknowledged depends on the policy and on who waits:
 - `interval` (default): after the write; an fdatasync follows within `fsync_interval` of it (a timer,
   so a write that no traffic follows is synced too). A durable commit (a caller that retries: ingest,
   feedback) is acknowledged after an fdatasync that covers it, as under `always`.
@@ -34,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import mmap
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -58,8 +66,11 @@ class NoRoom(OSError):
 
 
 class WriteAheadLog:
-    def __init__(self, directory: Path, fsync: str = "interval", fsync_interval_ms: int = 200):
+    def __init__(
+        self, directory: Path, fsync: str = "interval", fsync_interval_ms: int = 200, mapped: bool = True
+    ):
         self.dir = directory
+        self.mapped = mapped  # records are copied into _map rather than pwrite (see the docstring)
         self.fsync_policy = fsync
         self.fsync_interval = fsync_interval_ms / 1000
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +85,7 @@ class WriteAheadLog:
         self._rotation: bytes | None = None  # snapshot frame of a rotation waiting for an fsync
         self._before_rotation: list[bytes] = []  # records that precede that snapshot
         self._fd = -1
+        self._map: mmap.mmap | None = None  # the segment up to _allocated, shared with the page cache
         self._offset = 0  # end of the data in the current segment
         self._allocated = 0  # end of the zeroed region that writes may use without racing the zeroing
         self._extending = False  # the helper thread is zeroing [_allocated, _allocated + CHUNK)
@@ -126,6 +138,7 @@ class WriteAheadLog:
             self.bytes_in_segment = self._offset
         self._fsync_dir()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
+        self._remap()
         self._maybe_extend()
 
     def append(self, record: list) -> None:
@@ -193,6 +206,7 @@ class WriteAheadLog:
                 self._buf = []
             os.fdatasync(self._fd)
         finally:
+            self._unmap()
             os.close(self._fd)
             self._fd = -1
         _resolve(self._waiters + self._durable_waiters + self._sync_waiters, self.error)
@@ -273,8 +287,14 @@ class WriteAheadLog:
 
     def _write(self, data: bytes) -> None:
         """All of data at the write offset, or nothing: a failed write is zeroed again and the offset
-        stays, so the next batch overwrites it and no torn frame sits between valid records."""
-        start = self._offset
+        stays, so the next batch overwrites it and no torn frame sits between valid records. Copied
+        into the map when it holds all of data: zeroed space, already allocated, so nothing can fail."""
+        start = end = self._offset
+        end += len(data)
+        if self._map is not None and end <= len(self._map):
+            self._map[start:end] = data
+            self._offset = end
+            return
         view = memoryview(data)
         try:
             while view:
@@ -289,6 +309,17 @@ class WriteAheadLog:
                 except OSError:
                     self._dirty = (start, end)  # probe() zeroes them before anything else is written
             raise
+
+    def _remap(self) -> None:
+        """Map the current segment up to its zeroed end (called whenever that end moves)."""
+        self._unmap()
+        if self.mapped and self._allocated > 0:
+            self._map = mmap.mmap(self._fd, self._allocated)
+
+    def _unmap(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
 
     def _fail(self, exc: BaseException, kind: str | None) -> None:
         """Drop every record not yet written, fail its waiters and tell the owner (once per failure)."""
@@ -352,6 +383,7 @@ class WriteAheadLog:
         error = future.exception()
         if error is None:
             self._allocated = start + CHUNK
+            self._remap()
         elif self.no_room is None:  # the space went between the check and the zero-fill
             self.no_room = f"zero-filling the next log chunk failed: {error}"
             LOG.error("write-ahead log: %s", self.no_room)
@@ -379,6 +411,7 @@ class WriteAheadLog:
         self._dirty = None
         if extend:
             self._allocated = start + CHUNK
+            self._remap()
         self.error = None
         LOG.info("write-ahead log: probe write succeeded, taking writes again")
 
@@ -415,6 +448,7 @@ class WriteAheadLog:
     def _switch_to(self, fd: int, data_end: int) -> None:
         """The new segment (opened as fd, data up to data_end) takes the writes; older ones go."""
         old = self._segment
+        self._unmap()
         os.close(self._fd)
         self._fd, self._segment = fd, old + 1
         self._offset = self._allocated = data_end  # zero-filled next, once the old segments are gone
