@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import make_reference
 from drift_detector import decode, performance
@@ -25,6 +26,17 @@ def schema():
 def test_schema_excludes_prediction_and_target_and_keeps_reference_order(schema):
     assert schema.names == ["f_a", "f_b", "color"]
     assert [c.kind for c in schema.columns] == ["numeric", "numeric", "categorical"]
+
+
+def test_window_frames_keep_missing_values_as_nan_with_and_without_text_columns(schema):
+    """All-numeric schemas take one numpy conversion, mixed ones a column at a time: same frame."""
+    numeric = build_schema(make_reference().drop(columns=["color"]), Settings())[0]
+    rows = [[1.0, None, "red"], [None, None, "blue"], [3.5, None, None]]
+    mixed = schema.frame(rows)
+    fast = numeric.frame([row[:2] for row in rows])
+    pd.testing.assert_frame_equal(fast, mixed[["f_a", "f_b"]])
+    assert list(fast.dtypes) == ["float64", "float64"] and fast["f_b"].isna().all()
+    assert fast["f_a"].isna().tolist() == [False, True, False] and fast["f_a"][2] == 3.5
 
 
 def test_v2_flat_and_nested_tensors_decode_to_the_same_rows(schema):

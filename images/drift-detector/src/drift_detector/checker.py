@@ -206,7 +206,8 @@ class Evaluator:
         """The result of one window (without checked_at and duration) and its feature frame."""
         frame = self.engine.schema.frame(window.rows)
         # A feature with no value in the whole window cannot be tested; the others still are.
-        skip = tuple(c for c in frame.columns if frame[c].isna().all())
+        all_missing = frame.isna().all()
+        skip = tuple(all_missing.index[all_missing])
         if len(skip) == len(frame.columns):
             raise DriftInputError("no feature has a value in this window")
         drift = self.engine.feature_profile(skip).check(frame.drop(columns=list(skip)))
