@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drift_detector: cannot create data or reports directory: {exc}", file=sys.stderr)
         return 2
     # Python's default 5 ms GIL switch interval, on purpose: at 0.5 ms the checker and fsync threads took
-    # the GIL from the event loop ten times as often, and each hand-off cost more CPU per logger event
-    # than it saved in latency (a durable commit's answer may wait up to 5 ms for the loop meanwhile).
+    # the GIL from the event loop ten times as often, which cost CPU per logger event (bench_agent, see
+    # the README); the price is that a durable commit's answer may wait up to 5 ms for a busy loop.
     app = App(Service(settings))
     config = uvicorn.Config(
         app,

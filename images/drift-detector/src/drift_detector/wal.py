@@ -288,7 +288,8 @@ class WriteAheadLog:
     def _write(self, data: bytes) -> None:
         """All of data at the write offset, or nothing: a failed write is zeroed again and the offset
         stays, so the next batch overwrites it and no torn frame sits between valid records. Copied
-        into the map when it holds all of data: zeroed space, already allocated, so nothing can fail."""
+        into the map when it holds all of data: zeroed, allocated space, with no error to handle here
+        (see the module docstring for copy-on-write file systems)."""
         start = end = self._offset
         end += len(data)
         if self._map is not None and end <= len(self._map):
