@@ -290,11 +290,10 @@ class WriteAheadLog:
         stays, so the next batch overwrites it and no torn frame sits between valid records. Copied
         into the map when it holds all of data: zeroed, allocated space, with no error to handle here
         (see the module docstring for copy-on-write file systems)."""
-        start = end = self._offset
-        end += len(data)
-        if self._map is not None and end <= len(self._map):
-            self._map[start:end] = data
-            self._offset = end
+        start = self._offset
+        if self._map is not None and start + len(data) <= len(self._map):
+            self._map[start : start + len(data)] = data
+            self._offset += len(data)
             return
         view = memoryview(data)
         try:
