@@ -354,6 +354,57 @@ def test_bool_and_categorical_int_columns_store_the_reference_values():
     assert frame["flag"].value_counts().to_dict() == {True: 2, False: 1}
 
 
+def test_a_check_that_finishes_during_shutdown_is_logged_after_the_restart(tmp_path, reference_path):
+    """Stopping joins the checker thread; a check it finishes then hands its window back to the event
+    loop after the log is closed. That is no storage failure: the window stays closed and unchecked in
+    the log, and the next start checks it."""
+    import threading
+
+    from conftest import sample_rows
+    from drift_detector.config import load_settings
+    from drift_detector.service import Service
+
+    args = ["--reference", str(reference_path), "--data-dir", str(tmp_path / "data")]
+    args += ["--reports-dir", str(tmp_path / "reports"), "--reports-enabled=false", "--window-size", "20"]
+    args += ["--min-samples", "20"]
+
+    async def live() -> Service:
+        service = Service(load_settings(args))
+        await service.start()
+        while not service.ready:
+            await asyncio.sleep(0.05)
+        return service
+
+    async def run():
+        service = await live()
+        checking, release = threading.Event(), threading.Event()
+        check = service.checker._check
+
+        def slow_check(job):
+            checking.set()
+            release.wait(10)
+            check(job)
+
+        service.checker._check = slow_check
+        await service.ingest({"rows": sample_rows(20, seed=3)})  # fills the window: it closes
+        assert await asyncio.to_thread(checking.wait, 10)
+        threading.Timer(0.2, release.set).start()  # finishes while stop() joins the checker
+        await service.stop()
+        await asyncio.sleep(0.2)  # the loop runs the hand-back the check scheduled
+        assert service.wal.error is None and service._recovery is None
+        assert list(service._replayed_state().closed) == [1]  # the log: closed, never checked
+
+        restarted = await live()
+        for _ in range(200):
+            if not restarted.state.closed:
+                break
+            await asyncio.sleep(0.05)
+        assert not restarted.state.closed  # checked after the restart, and that is logged
+        await restarted.stop()
+
+    asyncio.run(run())
+
+
 def test_ingest_and_feedback_answer_after_an_fdatasync_under_the_default_policy(
     tmp_path, reference_path, monkeypatch
 ):

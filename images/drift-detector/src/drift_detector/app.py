@@ -17,12 +17,13 @@ LOG = logging.getLogger(__name__)
 JSON = [(b"content-type", b"application/json")]
 REPORT_CHUNK = 1 << 16
 MAX_LIMIT_DIGITS = 9  # ?limit= above any history size; int() of thousands of digits raises
-CE_HEADERS = (b"ce-specversion", b"ce-id", b"ce-type", b"ce-metadata", b"content-type")
+CE_HEADERS = frozenset((b"ce-specversion", b"ce-id", b"ce-type", b"ce-metadata", b"content-type"))
 # A delivered logger event is answered 200 with no body at all. KServe's agent (cloudevents sdk-go)
 # closes a 2xx response body unread, and Go's HTTP client then drops the connection instead of
 # reusing it: any body would cost one new TCP connection per event. 200, not 202/204: the agent
 # logs any other status as an error.
 EMPTY_200 = (200, b"", None)
+NO_CONTENT_HEADERS = ((b"content-length", b"0"),)
 
 
 class Response(Exception):
@@ -79,9 +80,12 @@ class App:
             )
         if not isinstance(body, bytes):
             body = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        headers = [(b"content-length", str(len(body)).encode())]
-        if content_type is not None:
-            headers.append((b"content-type", content_type))
+        if body or content_type is not None:
+            headers = [(b"content-length", str(len(body)).encode())]
+            if content_type is not None:
+                headers.append((b"content-type", content_type))
+        else:  # a logger event's answer (EMPTY_200)
+            headers = NO_CONTENT_HEADERS
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
@@ -111,9 +115,9 @@ class App:
             size += len(chunk)
             if size > limit:
                 self._reject(event_type, BadInput("too_large", f"body exceeds {limit} bytes", 413))
+            if not message.get("more_body"):  # one message (the usual case): returned as it came
+                return b"".join([*chunks, chunk]) if chunks else chunk
             chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
 
     def _reject(self, event_type: str, exc: BadInput) -> None:
         self.service.metrics.event(event_type, exc.outcome)
@@ -122,18 +126,22 @@ class App:
     async def _run(self, event_type: str, coro) -> tuple[int, Any, bytes]:
         try:
             return 200, await coro, b"application/json"
-        except BadInput as exc:
+        except (BadInput, NotReady, OSError) as exc:
+            self._refuse(event_type, exc)
+
+    def _refuse(self, event_type: str, exc: Exception) -> None:
+        """A call the service refused: counted, and answered 4xx or 503 naming the reason."""
+        if isinstance(exc, BadInput):
             self._reject(event_type, exc)
-        except NotReady as exc:
+        if isinstance(exc, NotReady):
             self.service.metrics.event(event_type, "not_ready")
             raise Response(503, {"error": f"not ready: {exc}", "reason": "not_ready"}) from None
-        except OSError as exc:  # the write-ahead log could not write: nothing acknowledged
-            self.service.metrics.event(event_type, "storage_error")
-            raise Response(503, {"error": str(exc), "reason": "storage_error"}) from None
+        # the write-ahead log could not write: nothing acknowledged
+        self.service.metrics.event(event_type, "storage_error")
+        raise Response(503, {"error": str(exc), "reason": "storage_error"}) from None
 
     async def cloudevents(self, scope, receive):
-        raw = dict(scope["headers"])
-        headers = {k.decode(): raw[k].decode("latin-1") for k in CE_HEADERS if k in raw}
+        headers = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in CE_HEADERS}
         body = await self._body(scope, receive, "cloudevent")
         content_type = media_type(headers.get("content-type", ""))
         try:
@@ -151,8 +159,10 @@ class App:
                 events = [decode.binary_event(headers, body)]
         except BadInput as exc:
             self._reject("cloudevent", exc)
-        event_type = "request" if events[0].type == decode.REQUEST_TYPE else "response"
-        await self._run(event_type, self.service.accept_events(events))
+        try:  # not through _run: one coroutine less on the busiest path
+            await self.service.accept_events(events)
+        except (BadInput, NotReady, OSError) as exc:
+            self._refuse("request" if events[0].type == decode.REQUEST_TYPE else "response", exc)
         return EMPTY_200
 
     async def _json(self, scope, receive, event_type: str) -> Any:

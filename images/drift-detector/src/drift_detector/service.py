@@ -62,6 +62,7 @@ class Service:
         self._submitted: set[int] = set()  # closed windows handed to the checker, not finished yet
         self._finished: set[int] = set()  # checked windows whose "d" record is not written yet
         self.ready = False
+        self.stopping = False  # stop() began: the log is closing
         self.failed: str | None = None
         self.engine: Engine | None = None
         self.checker: Checker | None = None
@@ -127,6 +128,7 @@ class Service:
         LOG.info("ready: open window %d has %d rows", self.state.window.seq, len(self.state.window.rows))
 
     async def stop(self) -> None:
+        self.stopping = True
         for task in (self._timer, self._recovery):
             if task is not None:
                 task.cancel()
@@ -403,6 +405,8 @@ class Service:
 
     def _checked(self, seq: int) -> None:
         self._submitted.discard(seq)
+        if self.stopping:  # finished while stop() joined the checker: checked again after the restart
+            return
         if seq in self.state.closed:
             self._done(seq)
             self._commit_in_background(on_error=lambda: self._finished.add(seq))

@@ -74,7 +74,7 @@ class State:
     def apply(self, rec: list, size: int | None = None) -> None:
         """Apply one record; size: what a q/p record's payload weighs (None: measured when needed)."""
         self._size_hint = size
-        getattr(self, "_apply_" + rec[0])(*rec[1:])
+        APPLY[rec[0]](self, *rec[1:])
 
     def _add(self, rows: list, preds: list | None, ts: float) -> None:
         self.window.add(rows, preds, ts)
@@ -244,6 +244,10 @@ class State:
         if max_age <= 0 or w.opened_at is None:
             return False
         return now - w.opened_at >= max_age and len(w.rows) >= min_samples
+
+
+# record kind -> State._apply_<kind>, looked up once: apply runs for every event the service logs
+APPLY = {kind: getattr(State, "_apply_" + kind) for kind in "qpxifcds"}
 
 
 def payload_bytes(payload: Any) -> int:
