@@ -292,6 +292,24 @@ def test_pending_joins_and_windows_are_bounded(make_server):
     assert sizes and max(sizes) < 2 * 100, sizes
 
 
+def test_stored_predictions_leave_the_garbage_collectors_walk():
+    """The prediction store holds up to prediction_store_size entries for the labels to come. Kept as
+    tuples of numbers or labels, the collector stops tracking them, so a full collection (which stalls
+    the event loop) does not walk them; lists would stay tracked."""
+    import gc
+
+    state = State(store_size=10, performance_window=10)
+    state.apply(["q", "a", "ra", 1.0, [[1.0, 2.0, "red"]]], 100)
+    state.apply(["p", "a", "ra", 1.1, [0.7]], 5)  # joined: the prediction waits for its label
+    state.apply(["i", [[3.0, 1.0, "blue"]], ["yes"], ["rb"], 1.2])  # ingested with an id
+    restored = State(store_size=10, performance_window=10)
+    restored.apply(["s", state.snapshot()])
+    gc.collect()
+    for s in (state, restored):
+        assert dict(s.store) == {"ra": (0.7,), "rb": ("yes",)}
+        assert not any(gc.is_tracked(preds) for preds in s.store.values())
+
+
 def test_pending_bytes_follow_every_way_an_entry_comes_and_goes():
     """Live entries carry their received size; replayed ones are measured as JSON when first asked."""
     state = State(store_size=10, performance_window=10)

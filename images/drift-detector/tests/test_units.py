@@ -354,6 +354,24 @@ def test_bool_and_categorical_int_columns_store_the_reference_values():
     assert frame["flag"].value_counts().to_dict() == {True: 2, False: 1}
 
 
+def test_the_service_freezes_what_it_loaded_before_it_serves(tmp_path, reference_path, monkeypatch):
+    """Modules and start-up objects (~110,000 the collector tracks) live as long as the process:
+    main() freezes them before serving, so a full collection no longer walks them."""
+    import gc
+
+    import uvicorn
+    from drift_detector.__main__ import main
+
+    frozen_when_serving = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: frozen_when_serving.append(gc.get_freeze_count()))
+    args = ["--reference", str(reference_path), "--data-dir", str(tmp_path / "data")]
+    try:
+        assert main([*args, "--reports-dir", str(tmp_path / "reports")]) == 0
+    finally:
+        gc.unfreeze()
+    assert frozen_when_serving and frozen_when_serving[0] > 10_000
+
+
 def test_a_check_that_finishes_during_shutdown_is_logged_after_the_restart(tmp_path, reference_path):
     """Stopping joins the checker thread; a check it finishes then hands its window back to the event
     loop after the log is closed. That is no storage failure: the window stays closed and unchecked in

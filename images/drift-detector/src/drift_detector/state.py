@@ -65,7 +65,7 @@ class State:
         self._sized_bytes = 0  # sum of the known sizes
         self._unsized = 0  # entries whose size is None (replayed): measured on the next pending_bytes
         self._size_hint: int | None = None  # the size of the entry the record being applied adds
-        self.store: OrderedDict[str, list] = OrderedDict()  # rid -> predictions awaiting labels
+        self.store: OrderedDict[str, tuple] = OrderedDict()  # rid -> predictions awaiting labels
         self.labelled: deque = deque(maxlen=performance_window)  # [prediction, label] pairs
         self.labelled_total = 0  # pairs ever joined
         self.rows_total = 0  # rows ever added to a window
@@ -143,7 +143,7 @@ class State:
         self.pending_sizes, self._sized_bytes, self._unsized, self._size_hint = {}, 0, 0, None
         for key, *entry in snap["pending"]:
             self._set_pending(key, entry)
-        self.store = OrderedDict((e[0], e[1]) for e in snap["store"])
+        self.store = OrderedDict((e[0], tuple(e[1])) for e in snap["store"])
         self.labelled.clear()
         self.labelled.extend(snap["labelled"])
         self.labelled_total = snap["labelled_total"]
@@ -196,7 +196,9 @@ class State:
         self.pending_sizes[key] = 0
 
     def _store(self, rid: str, preds: list) -> None:
-        self.store[rid] = preds
+        # A tuple of numbers or labels: the garbage collector stops tracking it, so a full store (up to
+        # prediction_store_size entries) adds nothing to a full collection's walk. A list would.
+        self.store[rid] = tuple(preds)
         self.store.move_to_end(rid)
         while len(self.store) > self.store_size:
             self.store.popitem(last=False)
