@@ -375,26 +375,39 @@ def test_the_service_freezes_what_it_loaded_before_it_serves(tmp_path, reference
 def test_a_check_that_finishes_during_shutdown_is_logged_after_the_restart(tmp_path, reference_path):
     """Stopping joins the checker thread; a check it finishes then hands its window back to the event
     loop after the log is closed. That is no storage failure: the window stays closed and unchecked in
-    the log, and the next start checks it."""
+    the log. The next start finds the window's result in the history and logs the window checked,
+    without a second check; had the process died before the result was kept, it checks it again."""
     import threading
 
     from conftest import sample_rows
     from drift_detector.config import load_settings
     from drift_detector.service import Service
 
-    args = ["--reference", str(reference_path), "--data-dir", str(tmp_path / "data")]
-    args += ["--reports-dir", str(tmp_path / "reports"), "--reports-enabled=false", "--window-size", "20"]
-    args += ["--min-samples", "20"]
+    def args(data: str) -> list[str]:
+        return ["--reference", str(reference_path), "--data-dir", str(tmp_path / data), "--window-size",
+                "20", "--min-samples", "20", "--reports-dir", str(tmp_path / "reports"),
+                "--reports-enabled=false"]  # fmt: skip
 
-    async def live() -> Service:
-        service = Service(load_settings(args))
+    async def live(data: str) -> Service:
+        service = Service(load_settings(args(data)))
         await service.start()
         while not service.ready:
             await asyncio.sleep(0.05)
         return service
 
+    async def checked_after_restart(data: str) -> list[int]:
+        restarted = await live(data)
+        for _ in range(200):
+            if not restarted.state.closed:
+                break
+            await asyncio.sleep(0.05)
+        assert not restarted.state.closed  # logged checked
+        results = [r["window"]["seq"] for r in restarted.checker.recent(10)]
+        await restarted.stop()
+        return results
+
     async def run():
-        service = await live()
+        service = await live("data")
         checking, release = threading.Event(), threading.Event()
         check = service.checker._check
 
@@ -412,13 +425,10 @@ def test_a_check_that_finishes_during_shutdown_is_logged_after_the_restart(tmp_p
         assert service.wal.error is None and service._recovery is None
         assert list(service._replayed_state().closed) == [1]  # the log: closed, never checked
 
-        restarted = await live()
-        for _ in range(200):
-            if not restarted.state.closed:
-                break
-            await asyncio.sleep(0.05)
-        assert not restarted.state.closed  # checked after the restart, and that is logged
-        await restarted.stop()
+        shutil.copytree(tmp_path / "data", tmp_path / "died-mid-check")
+        (tmp_path / "died-mid-check" / "history.jsonl").unlink()  # as if killed before the result was kept
+        assert await checked_after_restart("data") == [1]  # one result: not checked twice
+        assert await checked_after_restart("died-mid-check") == [1]  # checked after the restart
 
     asyncio.run(run())
 

@@ -337,6 +337,14 @@ class Checker(Evaluator):
         with self._cond:
             return not self._jobs and not self._busy
 
+    def has_result(self, window: Window) -> bool:
+        """Whether the history holds this window's result: a check that finished before a restart
+        whose "checked" record never reached the log (stopped or killed in between)."""
+        key = _window_key({"seq": window.seq, "opened_at": window.opened_at,
+                           "closed_at": window.closed_at, "rows": len(window.rows)})  # fmt: skip
+        with self._lock:
+            return any(_window_key(r.get("window")) == key for r in self.history)
+
     def latest(self) -> dict | None:
         with self._lock:
             return self.history[-1] if self.history else None
@@ -454,6 +462,14 @@ class Checker(Evaluator):
                 self._lines_in_file += 1
             except orjson.JSONDecodeError:
                 continue  # a torn last line after a crash
+
+
+def _window_key(window: Any) -> tuple | None:
+    """What tells one window's result from another's: its number, when it opened and closed, its rows
+    (a result the batch job imported has its own times)."""
+    if not isinstance(window, dict):
+        return None
+    return tuple(window.get(k) for k in ("seq", "opened_at", "closed_at", "rows"))
 
 
 def _drift_dict(drift: Any) -> dict:

@@ -121,8 +121,13 @@ class Service:
         )
         self.checker.start()
         self.wal.start(self.loop)
-        for window in list(self.state.closed.values()):  # closed before the restart, never checked
-            self._submit(window)
+        for window in list(self.state.closed.values()):  # closed before the restart, not logged checked
+            if self.checker.has_result(window):  # checked, but stopped before the record was written
+                self._done(window.seq)
+            else:
+                self._submit(window)
+        if self.wal.has_unwritten():
+            self._commit_in_background()
         self._timer = self.loop.create_task(self._tick())
         self.ready = True
         LOG.info("ready: open window %d has %d rows", self.state.window.seq, len(self.state.window.rows))
