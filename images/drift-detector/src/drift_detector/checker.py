@@ -340,8 +340,7 @@ class Checker(Evaluator):
     def has_result(self, window: Window) -> bool:
         """Whether the history holds this window's result: a check that finished before a restart
         whose "checked" record never reached the log (stopped or killed in between)."""
-        key = _window_key({"seq": window.seq, "opened_at": window.opened_at,
-                           "closed_at": window.closed_at, "rows": len(window.rows)})  # fmt: skip
+        key = (window.seq, window.opened_at, window.closed_at, len(window.rows))
         with self._lock:
             return any(_window_key(r.get("window")) == key for r in self.history)
 

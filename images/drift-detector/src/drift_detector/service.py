@@ -410,7 +410,7 @@ class Service:
 
     def _checked(self, seq: int) -> None:
         self._submitted.discard(seq)
-        if self.stopping:  # finished while stop() joined the checker: checked again after the restart
+        if self.stopping:  # finished while stop() joined the checker: the next start logs it checked
             return
         if seq in self.state.closed:
             self._done(seq)
