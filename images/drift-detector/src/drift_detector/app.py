@@ -162,7 +162,7 @@ class App:
         try:  # not through _run: one coroutine less on the busiest path
             await self.service.accept_events(events)
         except (BadInput, NotReady, OSError) as exc:
-            self._refuse("request" if events[0].type == decode.REQUEST_TYPE else "response", exc)
+            self._refuse(events[0].kind, exc)
         return EMPTY_200
 
     async def _json(self, scope, receive, event_type: str) -> Any:

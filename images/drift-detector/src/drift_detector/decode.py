@@ -29,6 +29,11 @@ class Event:
     body: bytes | Any  # raw bytes (binary mode) or already parsed JSON (structured mode)
     request_id: str  # the key feedback joins on: X-Request-Id from Ce-Metadata, else Ce-Id
 
+    @property
+    def kind(self) -> str:
+        """The events{type} label: request or response."""
+        return "request" if self.type == REQUEST_TYPE else "response"
+
 
 def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()

@@ -126,8 +126,6 @@ class Service:
                 self._done(window.seq)
             else:
                 self._submit(window)
-        if self.wal.has_unwritten():
-            self._commit_in_background()
         self._timer = self.loop.create_task(self._tick())
         self.ready = True
         LOG.info("ready: open window %d has %d rows", self.state.window.seq, len(self.state.window.rows))
@@ -240,13 +238,13 @@ class Service:
             await self._commit()
         for ev, _, dq in decoded:
             self.metrics.quality(dq)
-            self.metrics.event(_kind(ev), "accepted")
+            self.metrics.event(ev.kind, "accepted")
         for ev in ignored:
             self._ignore(ev)
         return {"accepted": len(decoded), IGNORED: len(ignored)}
 
     def _ignore(self, ev: Event) -> None:
-        self.metrics.event(_kind(ev), IGNORED)
+        self.metrics.event(ev.kind, IGNORED)
         if ev.type == REQUEST_TYPE:
             self._ignored_ids[ev.id] = None
             while len(self._ignored_ids) > self.settings.pending_max_entries:
@@ -484,7 +482,3 @@ def check_bounds(settings, request: bool, count: int, size: int) -> None:
             f"{what} of {size} bytes exceed pending_max_bytes {settings.pending_max_bytes}",
             413,
         )
-
-
-def _kind(ev: Event) -> str:
-    return "request" if ev.type == REQUEST_TYPE else "response"
