@@ -13,6 +13,12 @@ built from github.com/kserve/kserve v0.20.0) in four configurations:
             own process off the request path)
   always    the same with fsync `always`: every event acknowledged after an fdatasync (the cost of that
             durability, shown beside the default's)
+  busy      (a control, not by default) the null sink spending --busy-us of CPU on each event: what any
+            sink with that cost does to inference, whatever it does with the CPU
+Placement (--placement): `split` (the default) runs the model's pod, the predictor and the agent, on
+half of the CPUs and everything else (the sinks, the load generator) on the other half, as in a cluster
+where the drift detector is a Deployment of its own and its CPU never comes out of the predictor pod's;
+`shared` lets every process use every CPU, so the sink's CPU per event comes straight out of inference.
 Loads: open loop at fixed request rates (latency counted from the scheduled send, so a path that
 falls behind shows it), and closed loop with 8 and 32 connections. The agent binds the abstract
 socket @/kserve/agent.sock, one per network namespace, so the configurations take turns (the agent
@@ -40,18 +46,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 AGENT = REPO / ".tools" / "bin" / "kserve-agent"
 MODEL = "demo"
-CONFIGS = ("off", "null", "detector", "always")
+CONFIGS = ("off", "null", "detector", "always", "busy")
+DEFAULT_CONFIGS = ("off", "null", "detector", "always")
 DETECTORS = {"detector": [], "always": ["--fsync", "always"]}  # extra flags of each detector config
-LABELS = {"detector": "detector (defaults)", "always": "detector, fsync always"}
+LABELS = {
+    "detector": "detector (defaults)",
+    "always": "detector, fsync always",
+    "busy": "null + {busy_us:g} us CPU/event",
+}
+PLACEMENTS = {
+    "split": "the predictor and the agent on half of the CPUs, the sinks and the load on the other half",
+    "shared": "every process on every CPU",
+}
 NETNS_MARK = "BENCH_AGENT_NETNS"
 # Targets of issue 12 for the detector path vs the null sink, at every load the null sink sustains.
 THROUGHPUT_TARGET, P99_TARGET, CPU_TARGET = 0.9, 1.2, 2.0
 SUSTAINED = 0.9  # an open-loop rate is sustained when at least this share of it is served
+Cpus = set[int] | None  # the CPUs a process may run on; None: any
 
 
 # --- the null sink ----------------------------------------------------------------------------------
-def serve_null_sink(port: int) -> None:
-    """Counts POSTs, answers each 200 with no body; GET /count reads the count."""
+def serve_null_sink(port: int, busy_us: float = 0.0) -> None:
+    """Counts POSTs, answers each 200 with no body; GET /count reads the count. busy_us: CPU spent on
+    each POST first (a busy loop on the thread's CPU clock)."""
     import uvicorn
 
     received = 0
@@ -65,6 +82,9 @@ def serve_null_sink(port: int) -> None:
         body = b""
         if scope["method"] == "POST":
             received += 1
+            until = time.thread_time() + busy_us / 1e6
+            while time.thread_time() < until:
+                pass
         elif scope["path"] == "/count":
             body = str(received).encode()
         await send(
@@ -179,10 +199,11 @@ def run_load_process() -> None:
 
 
 class LoadClient:
-    def __init__(self):
+    def __init__(self, cpus: Cpus):
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+            [sys.executable, __file__, "--load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            preexec_fn=pinned(cpus),
+        )  # fmt: skip
 
     def run(self, port: int, bodies: Path, tag: str, rate: float, connections: int, seconds: float) -> dict:
         self.proc.stdin.write(f"{port} {bodies} {tag} {rate} {connections} {seconds}\n")
@@ -195,6 +216,22 @@ class LoadClient:
 
 
 # --- processes --------------------------------------------------------------------------------------
+def placement(name: str) -> dict[str, Cpus]:
+    """The CPUs of the model's pod (predictor, agent) and of the rest (sinks, load); None: any CPU."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if name == "shared":
+        return {"model": None, "rest": None}
+    if len(allowed) < 2:
+        raise SystemExit("bench: --placement split needs at least 2 CPUs (use --placement shared)")
+    half = max(1, len(allowed) // 2)
+    return {"model": set(allowed[:half]), "rest": set(allowed[half:])}
+
+
+def pinned(cpus: Cpus):
+    """A preexec_fn that pins the child to cpus before it starts any thread (None: no pinning)."""
+    return None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -225,12 +262,13 @@ def http_get(url: str, timeout: float = 2) -> tuple[int, str]:
 class Process:
     """A child process in its own process group, its output in a log file."""
 
-    def __init__(self, name: str, command: list[str], log_dir: Path, env: dict | None = None):
+    def __init__(self, name: str, command: list[str], log_dir: Path, cpus: Cpus, env=None):
         self.name = name
         with open(log_dir / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                preexec_fn=pinned(cpus),
+            )  # fmt: skip
 
     def wait_until(self, ready, what: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -263,9 +301,10 @@ def port_open(port: int) -> bool:
 class Sinks:
     """The predictor, the null sink and the two drift detectors: started once, shared by every round."""
 
-    def __init__(self, args: argparse.Namespace, out: Path):
+    def __init__(self, args: argparse.Namespace, out: Path, cpus: dict[str, Cpus]):
         detectors = [name for name in DETECTORS if name in args.configs]
-        self.ports = {name: free_port() for name in ("predictor", "null", *detectors)}
+        nulls = {"null": 0.0, **({"busy": args.busy_us} if "busy" in args.configs else {})}
+        self.ports = {name: free_port() for name in ("predictor", *nulls, *detectors)}
         p = self.ports
         predictor = [
             sys.executable, "-m", "monitored_predictor", "--model_name", MODEL, "--model_dir", args.model_dir,
@@ -273,10 +312,10 @@ class Sinks:
             "--workers", "1",
         ]  # fmt: skip
         (out / "detector.yaml").write_text(json.dumps({"http_host": "127.0.0.1", "reports_enabled": False}))
-        self.procs = {
-            "predictor": Process("predictor", predictor, out),
-            "null": Process("null-sink", [sys.executable, __file__, "--null-sink", str(p["null"])], out),
-        }
+        self.procs = {"predictor": Process("predictor", predictor, out, cpus["model"])}
+        for name, busy_us in nulls.items():
+            sink = [sys.executable, __file__, "--null-sink", str(p[name]), str(busy_us)]
+            self.procs[name] = Process(f"{name}-sink", sink, out, cpus["rest"])
         for name in detectors:
             shutil.rmtree(out / f"{name}-data", ignore_errors=True)
             detector = [
@@ -285,16 +324,16 @@ class Sinks:
                 "--reports-dir", str(out / f"{name}-reports"), "--config", str(out / "detector.yaml"),
                 *DETECTORS[name],
             ]  # fmt: skip
-            self.procs[name] = Process(f"drift-{name}", detector, out)
-        ready = {"predictor": f"/v2/models/{MODEL}/ready", "null": "/count"}
+            self.procs[name] = Process(f"drift-{name}", detector, out, cpus["rest"])
+        ready = {"predictor": f"/v2/models/{MODEL}/ready", **{name: "/count" for name in nulls}}
         for name, proc in self.procs.items():
             url = f"http://127.0.0.1:{p[name]}{ready.get(name, '/readyz')}"
             proc.wait_until(lambda url=url: http_get(url)[0] == 200, "ready")
 
     def events(self, config: str) -> float:
-        """Events the sink took: the null sink's count, the detector's accepted requests and responses."""
-        if config == "null":
-            return float(http_get(f"http://127.0.0.1:{self.ports['null']}/count")[1] or "nan")
+        """Events the sink took: a null sink's count, the detector's accepted requests and responses."""
+        if config not in DETECTORS:
+            return float(http_get(f"http://127.0.0.1:{self.ports[config]}/count")[1] or "nan")
         status, text = http_get(f"http://127.0.0.1:{self.ports[config]}/metrics")
         total = 0.0
         for line in text.splitlines():
@@ -311,7 +350,7 @@ class Sinks:
 class Agent:
     """KServe's agent in front of the predictor, logging to `sink_port` (None: logging off)."""
 
-    def __init__(self, predictor_port: int, sink_port: int | None, out: Path, tag: str):
+    def __init__(self, predictor_port: int, sink_port: int | None, out: Path, tag: str, cpus: Cpus):
         self.port = free_port()
         command = [str(AGENT), "--port", str(self.port), "--component-port", str(predictor_port)]
         if sink_port is not None:
@@ -321,7 +360,7 @@ class Agent:
                 "--component", "predictor", "--metadata-headers", "X-Request-Id",
             ]  # fmt: skip
         env = {**os.environ, "SERVING_READINESS_PROBE": ""}
-        self.process = Process(f"agent-{tag}", command, out, env)
+        self.process = Process(f"agent-{tag}", command, out, cpus, env)
         self.process.wait_until(lambda: port_open(self.port), "listening", timeout=30)
 
     def stop(self) -> None:
@@ -367,8 +406,9 @@ def loads_of(args: argparse.Namespace) -> list[tuple[float, int]]:
 
 def run_rounds(args: argparse.Namespace, out: Path, bodies: Path) -> dict:
     cells: dict = {}
-    sinks = Sinks(args, out)
-    client = LoadClient()
+    cpus = placement(args.placement)
+    sinks = Sinks(args, out, cpus)
+    client = LoadClient(cpus["rest"])
     try:
         for rnd in range(args.rounds):
             configs = args.configs
@@ -376,7 +416,7 @@ def run_rounds(args: argparse.Namespace, out: Path, bodies: Path) -> dict:
             for config in configs[shift:] + configs[:shift]:
                 print(f"bench: round {rnd + 1}/{args.rounds}: {config}", file=sys.stderr, flush=True)
                 sink_port = None if config == "off" else sinks.ports[config]
-                agent = Agent(sinks.ports["predictor"], sink_port, out, config)
+                agent = Agent(sinks.ports["predictor"], sink_port, out, config, cpus["model"])
                 try:
                     client.run(agent.port, bodies, f"warm-{config}", 0, 4, 1.0)  # warm-up, drained below
                     if config != "off":
@@ -393,6 +433,18 @@ def run_rounds(args: argparse.Namespace, out: Path, bodies: Path) -> dict:
 
 
 # --- the table --------------------------------------------------------------------------------------
+def write_rounds(path: Path, cells: dict) -> None:
+    """Every measurement, one per round, without its latencies: to read the rounds' spread later."""
+    rows = [
+        {"load": load_label(load), "config": config, "round": n + 1,
+         "p50_ms": percentile(t["latencies"], 0.5) * 1e3, "p99_ms": percentile(t["latencies"], 0.99) * 1e3,
+         **{key: value for key, value in t.items() if key != "latencies"}}
+        for (load, config), trials in cells.items() for n, t in enumerate(trials)
+    ]  # fmt: skip
+    path.write_text(json.dumps(rows, indent=1))
+    print(f"bench: every round's measurements in {path}", file=sys.stderr)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -446,7 +498,8 @@ def verdicts(load: tuple[float, int], s: dict, null: dict) -> tuple[str, bool | 
 def print_table(cells: dict, args: argparse.Namespace) -> None:
     print(
         f"\nInference through KServe's agent (v0.20.0): monitored predictor, v1 JSON, batch 1; {args.rounds} "
-        f"rounds of {args.seconds:g} s per load and configuration, configurations interleaved\n"
+        f"rounds of {args.seconds:g} s per load and configuration, configurations interleaved; "
+        f"placement {args.placement}: {PLACEMENTS[args.placement]}\n"
     )
     print(
         "| load | logging | req/s (rounds) | vs null | p50 ms | p99 ms | p99 vs null | events lost "
@@ -463,8 +516,9 @@ def print_table(cells: dict, args: argparse.Namespace) -> None:
             lost = f"{s['lost']:.0f}" if logging else ""
             sink = f"{s['sink_us_per_event']:.0f}" if logging else ""
             verdict = verdicts(load, s, null)[0] if config in DETECTORS else ""
+            label = LABELS.get(config, config).format(busy_us=args.busy_us)
             print(
-                f"| {load_label(load)} | {LABELS.get(config, config)} | {s['rps']:.0f} ({lo:.0f}-{hi:.0f}) "
+                f"| {load_label(load)} | {label} | {s['rps']:.0f} ({lo:.0f}-{hi:.0f}) "
                 f"| {ratio(s, null, 'rps')} | {s['p50']:.1f} | {s['p99']:.1f} | {ratio(s, null, 'p99')} "
                 f"| {lost} | {sink} | {ratio(s, null, 'sink_us_per_event') if logging else ''} "
                 f"| {s['agent_us_per_request']:.0f} | {s['opens_per_request']:.3f} | {verdict} |"
@@ -516,8 +570,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one measurement")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every configuration once")
     parser.add_argument(
+        "--placement", choices=sorted(PLACEMENTS), default="split", help="CPUs of the model's pod vs the rest"
+    )
+    parser.add_argument("--busy-us", type=float, default=80.0, help="CPU the busy null sink spends per event")
+    parser.add_argument(
         "--configs",
-        default=",".join(CONFIGS),
+        default=",".join(DEFAULT_CONFIGS),
         type=lambda text: tuple(text.split(",")),
         help=f"configurations, comma-separated, null among them (the baseline): {', '.join(CONFIGS)}",
     )
@@ -537,13 +595,14 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"bench: logs in {out}", file=sys.stderr)
     cells = run_rounds(args, out, write_bodies(out, args.holdout))
+    write_rounds(out / "agent-rounds.json", cells)
     print_table(cells, args)
     return 0
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--null-sink"]:
-        serve_null_sink(int(sys.argv[2]))
+        serve_null_sink(int(sys.argv[2]), float(sys.argv[3]))
     elif sys.argv[1:2] == ["--load"]:
         run_load_process()
     else:
