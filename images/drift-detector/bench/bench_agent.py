@@ -86,9 +86,10 @@ def serve_null_sink(port: int, busy_us: float = 0.0) -> None:
         body = b""
         if scope["method"] == "POST":
             received += 1
-            until = time.thread_time() + busy_us / 1e6
-            while time.thread_time() < until:
-                pass
+            if busy_us:  # the plain null sink reads no clock: its CPU is the baseline
+                until = time.thread_time() + busy_us / 1e6
+                while time.thread_time() < until:
+                    pass
         elif scope["path"] == "/count":
             body = str(received).encode()
         await send(
@@ -222,12 +223,12 @@ class LoadClient:
 # --- processes --------------------------------------------------------------------------------------
 def placement(name: str) -> dict[str, Cpus]:
     """The CPUs of the model's pod (predictor, agent) and of the rest (sinks, load); None: any CPU."""
-    allowed = sorted(os.sched_getaffinity(0))
     if name == "shared":
         return {"model": None, "rest": None}
+    allowed = sorted(os.sched_getaffinity(0))
     if len(allowed) < 2:
         raise SystemExit("bench: --placement split needs at least 2 CPUs (use --placement shared)")
-    half = max(1, len(allowed) // 2)
+    half = len(allowed) // 2
     return {"model": set(allowed[:half]), "rest": set(allowed[half:])}
 
 
@@ -303,7 +304,7 @@ def port_open(port: int) -> bool:
 
 
 class Sinks:
-    """The predictor, the null sink and the two drift detectors: started once, shared by every round."""
+    """The predictor, the null sinks and the drift detectors: started once, shared by every round."""
 
     def __init__(self, args: argparse.Namespace, out: Path, cpus: dict[str, Cpus]):
         detectors = [name for name in DETECTORS if name in args.configs]
