@@ -24,6 +24,8 @@ CE_HEADERS = frozenset((b"ce-specversion", b"ce-id", b"ce-type", b"ce-metadata",
 # logs any other status as an error.
 EMPTY_200 = (200, b"", None)
 NO_CONTENT_HEADERS = ((b"content-length", b"0"),)
+# What the service raises to refuse a call, each answered by App._refuse (4xx, or 503 for the last two).
+REFUSALS = (BadInput, NotReady, OSError)
 
 
 class Response(Exception):
@@ -126,7 +128,7 @@ class App:
     async def _run(self, event_type: str, coro) -> tuple[int, Any, bytes]:
         try:
             return 200, await coro, b"application/json"
-        except (BadInput, NotReady, OSError) as exc:
+        except REFUSALS as exc:
             self._refuse(event_type, exc)
 
     def _refuse(self, event_type: str, exc: Exception) -> None:
@@ -161,7 +163,7 @@ class App:
             self._reject("cloudevent", exc)
         try:  # not through _run: one coroutine less on the busiest path
             await self.service.accept_events(events)
-        except (BadInput, NotReady, OSError) as exc:
+        except REFUSALS as exc:
             self._refuse(events[0].kind, exc)
         return EMPTY_200
 

@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from drift_detector.wal_format import RECORD_TYPES
+
 
 @dataclass
 class Window:
@@ -248,8 +250,9 @@ class State:
         return now - w.opened_at >= max_age and len(w.rows) >= min_samples
 
 
-# record kind -> State._apply_<kind>, looked up once: apply runs for every event the service logs
-APPLY = {kind: getattr(State, "_apply_" + kind) for kind in "qpxifcds"}
+# record kind -> State._apply_<kind>, looked up once: apply runs for every event the service logs.
+# The kinds are the log format's: a record type without its _apply_ fails here, at import.
+APPLY = {kind: getattr(State, "_apply_" + kind) for kind in RECORD_TYPES}
 
 
 def payload_bytes(payload: Any) -> int:
